@@ -1,0 +1,14 @@
+//! ticketbench-baselines: the baselines every pruning method is compared against.
+//!
+//! * [`ratios`]: layerwise density rules (`densities(shapes, D) -> d_l`) and the integer
+//!   rounding of layer budgets (methods.md §2, §2.9).
+//! * [`random_ticket`]: a uniformly random mask with given per-layer counts, i.e. a random
+//!   ticket at any ratio rule, or at "the layerwise densities of method M".
+//!
+//! No tensor engine here.
+
+pub mod random_ticket;
+pub mod ratios;
+
+pub use random_ticket::random_ticket;
+pub use ratios::{RatioError, RatioRule, RuleInfo, layer_counts};

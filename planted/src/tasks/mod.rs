@@ -1,0 +1,228 @@
+//! Seeded task generators behind one [`Task`] trait.
+//!
+//! Adding a task: one module implementing [`Task`] plus one line in [`TASKS`].
+
+mod circle;
+mod gaussian;
+mod helix;
+mod relu;
+
+pub use circle::Circle;
+pub use gaussian::Gaussian;
+pub use helix::Helix;
+pub use relu::Relu;
+
+use crate::{Dataset, OutputKind, Targets, TaskData};
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+use ticketbench_core::{StreamRng, Streams, sample_index};
+
+/// Task parameters as written in a suite file (`{name: circle, label_noise: 0.0}`).
+pub type Params = serde_json::Map<String, serde_json::Value>;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum TaskError {
+    #[error("unknown task `{name}`; valid tasks: {valid}")]
+    Unknown { name: String, valid: String },
+    #[error("task `{task}`: {message}")]
+    InvalidParams { task: &'static str, message: String },
+}
+
+/// A seeded data generator with a fixed input width and output kind.
+pub trait Task: Send + Sync {
+    /// The suite-file name, e.g. `circle`.
+    fn name(&self) -> &'static str;
+    /// Every parameter, defaults included (hashed into each job's settings).
+    fn params(&self) -> serde_json::Value;
+    fn input_dim(&self) -> usize;
+    fn output(&self) -> OutputKind;
+    /// Train and test splits, drawn only from streams named `task/<name>/…` of `streams`.
+    fn generate(&self, streams: &Streams) -> TaskData;
+}
+
+/// Registry entry of a task: what `ticketbench list` shows and how to build it.
+pub struct TaskInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub citation: &'static str,
+    pub build: fn(&Params) -> Result<Box<dyn Task>, TaskError>,
+}
+
+/// Every task ticketbench ships, by suite-file name.
+pub const TASKS: &[TaskInfo] = &[relu::INFO, circle::INFO, helix::INFO, gaussian::INFO];
+
+/// Builds the task `name` from suite-file parameters.
+pub fn build(name: &str, params: &Params) -> Result<Box<dyn Task>, TaskError> {
+    let info = TASKS
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| TaskError::Unknown {
+            name: name.to_string(),
+            valid: task_names().join(", "),
+        })?;
+    (info.build)(params)
+}
+
+pub fn task_names() -> Vec<&'static str> {
+    TASKS.iter().map(|t| t.name).collect()
+}
+
+/// Parses a task's parameter struct (unknown keys are rejected by `deny_unknown_fields`).
+pub(crate) fn parse_params<P: DeserializeOwned>(
+    task: &'static str,
+    params: &Params,
+) -> Result<P, TaskError> {
+    serde_json::from_value(serde_json::Value::Object(params.clone())).map_err(|e| {
+        TaskError::InvalidParams {
+            task,
+            message: e.to_string(),
+        }
+    })
+}
+
+/// How many examples one draw has and which rows form the splits (planting.md §1).
+///
+/// Train and test come from two independent draws of `samples` rows each (as the Plant
+/// 'n' Seek release calls its generator once per loader); each draw is permuted with its own
+/// stream, train keeps the first `⌊train_fraction·samples⌋` rows and test the rest.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Split {
+    pub samples: usize,
+    pub train_fraction: f64,
+}
+
+impl Split {
+    pub const PLANT_N_SEEK: Split = Split {
+        samples: 10_000,
+        train_fraction: 0.9,
+    };
+
+    pub(crate) fn validate(&self, task: &'static str) -> Result<(), TaskError> {
+        let n_train = self.n_train();
+        if !(self.train_fraction > 0.0 && self.train_fraction < 1.0)
+            || n_train == 0
+            || n_train == self.samples
+        {
+            return Err(TaskError::InvalidParams {
+                task,
+                message: format!(
+                    "samples {} with train_fraction {} leaves an empty split; use samples ≥ 10 and 0 < train_fraction < 1",
+                    self.samples, self.train_fraction
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn n_train(&self) -> usize {
+        (self.samples as f64 * self.train_fraction).floor() as usize
+    }
+
+    /// Draws both splits. `draw(x_rng, noise_rng)` returns one example's inputs and target.
+    pub(crate) fn generate<F>(
+        &self,
+        task: &str,
+        streams: &Streams,
+        output: OutputKind,
+        input_dim: usize,
+        draw: F,
+    ) -> TaskData
+    where
+        F: Fn(&mut StreamRng, &mut StreamRng) -> (Vec<f32>, Example),
+    {
+        let one = |split: &str, keep: std::ops::Range<usize>| {
+            let mut rx = streams.stream(&format!("task/{task}/{split}/x"));
+            let mut rn = streams.stream(&format!("task/{task}/{split}/noise"));
+            let mut rp = streams.stream(&format!("task/{task}/{split}/perm"));
+            let rows: Vec<(Vec<f32>, Example)> =
+                (0..self.samples).map(|_| draw(&mut rx, &mut rn)).collect();
+            let mut perm: Vec<usize> = (0..self.samples).collect();
+            for i in (1..perm.len()).rev() {
+                perm.swap(i, sample_index(&mut rp, i + 1));
+            }
+            let kept: Vec<&(Vec<f32>, Example)> = perm[keep].iter().map(|&i| &rows[i]).collect();
+            let inputs = kept.iter().flat_map(|(x, _)| x.iter().copied()).collect();
+            let targets = match output {
+                OutputKind::Classes(_) => Targets::Classes(
+                    kept.iter()
+                        .map(|(_, y)| match y {
+                            Example::Class(c) => *c,
+                            Example::Values(_) => unreachable!(),
+                        })
+                        .collect(),
+                ),
+                OutputKind::Regression(dim) => Targets::Values {
+                    values: kept
+                        .iter()
+                        .flat_map(|(_, y)| match y {
+                            Example::Values(v) => v.clone(),
+                            Example::Class(_) => unreachable!(),
+                        })
+                        .collect(),
+                    dim,
+                },
+            };
+            Dataset {
+                inputs,
+                input_dim,
+                targets,
+            }
+        };
+        let n_train = self.n_train();
+        TaskData {
+            output,
+            train: one("train", 0..n_train),
+            test: one("test", n_train..self.samples),
+        }
+    }
+}
+
+/// One generated example's target.
+pub(crate) enum Example {
+    Class(u32),
+    Values(Vec<f32>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_is_deterministic_per_seed_and_sized() {
+        for info in TASKS {
+            let task = (info.build)(&Params::new()).unwrap();
+            let a = task.generate(&Streams::new(1));
+            let b = task.generate(&Streams::new(1));
+            let c = task.generate(&Streams::new(2));
+            assert_eq!(a, b, "{} not deterministic", info.name);
+            assert_ne!(
+                a.train.inputs, c.train.inputs,
+                "{} ignores the seed",
+                info.name
+            );
+            assert_eq!(a.train.input_dim, task.input_dim());
+            if info.name != "gaussian" {
+                assert_eq!((a.train.len(), a.test.len()), (9000, 1000), "{}", info.name);
+            }
+            assert_ne!(
+                a.train.inputs[..10],
+                a.test.inputs[..10],
+                "{}: splits are one draw",
+                info.name
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_task_and_params_are_clear_errors() {
+        let e = build("circel", &Params::new()).err().unwrap().to_string();
+        assert!(e.contains("circle") && e.contains("relu"), "{e}");
+        let mut p = Params::new();
+        p.insert("nois".into(), serde_json::json!(0.1));
+        let e = build("circle", &p).err().unwrap().to_string();
+        assert!(e.contains("nois") && e.contains("label_noise"), "{e}");
+        let mut p = Params::new();
+        p.insert("samples".into(), serde_json::json!(1));
+        assert!(build("relu", &p).is_err());
+    }
+}
