@@ -1,1 +1,13 @@
-fn main() {}
+//! The `ticketbench` binary: a thin shell over [`ticketbench::cli`].
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match ticketbench::cli::main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {:#}", e.error);
+            ExitCode::from(e.code)
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The command line (clap): parses arguments and dispatches to the library. Exit codes:
+//! 0 success, 2 bad input or usage (the message names the file/line or the fix), 1 other
+//! failures.
+
+use crate::device::DeviceSpec;
+use crate::engine::Engine;
+use crate::methods::{self, PruneContext};
+use crate::report;
+use crate::runner::{self, RunOptions, suite::Suite};
+use anyhow::{Context, anyhow};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use ticketbench_baselines::ratios;
+use ticketbench_core::{Density, InitScheme, Network, Streams, target_count};
+use ticketbench_planted::tasks as task_registry;
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(error: anyhow::Error) -> Self {
+        CliError { code: 1, error }
+    }
+}
+
+/// Marks an error as bad input (exit code 2).
+trait BadInput<T> {
+    fn bad_input(self) -> Result<T, CliError>;
+}
+
+impl<T, E: Into<anyhow::Error>> BadInput<T> for Result<T, E> {
+    fn bad_input(self) -> Result<T, CliError> {
+        self.map_err(|e| CliError {
+            code: 2,
+            error: e.into(),
+        })
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "ticketbench",
+    version,
+    about = "Planted-ticket benchmark and sanity checks for lottery-ticket pruning methods"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a suite; jobs already recorded in the output directory are skipped.
+    Run(RunArgs),
+    /// Write report.md from one or more result directories.
+    Report(ReportArgs),
+    /// List methods, ratio rules, tasks, inits and devices with citations.
+    List(ListArgs),
+    /// Per-layer densities of a ratio rule.
+    Ratios(RatiosArgs),
+    /// Prune one network outside a suite and export the ticket as safetensors.
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Suite file (YAML).
+    suite: PathBuf,
+    /// Results directory [default: results/<suite name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// cpu | ndarray | cuda[:N]; overrides the suite's `device`.
+    #[arg(long)]
+    device: Option<DeviceSpec>,
+    /// Threads for the CPU backend (1 is fastest for the small MLPs of the planted tasks).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Do not print a line per finished job.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Result directories (their results.jsonl are merged).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Where to write report.md [default: the first directory].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Layer widths `W0,W1,...,WL` (a newtype: clap would read a bare `Vec` as repeated values).
+#[derive(Debug, Clone)]
+struct Widths(Vec<usize>);
+
+fn parse_widths(s: &str) -> Result<Widths, String> {
+    let widths: Vec<usize> = s
+        .split(',')
+        .map(|w| {
+            w.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{w}` is not a width; write e.g. 784,300,100,10"))
+        })
+        .collect::<Result<_, _>>()?;
+    Network::mlp_shapes(&widths).map_err(|e| e.to_string())?;
+    Ok(Widths(widths))
+}
+
+fn parse_density(s: &str) -> Result<Density, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    Density::new(v).map_err(|e| e.to_string())
+}
+
+#[derive(Args)]
+struct RatiosArgs {
+    /// Ratio rule name (see `ticketbench list`).
+    #[arg(long)]
+    rule: String,
+    /// Layer widths W0,W1,...,WL of an MLP.
+    #[arg(long, value_parser = parse_widths)]
+    widths: Widths,
+    /// Global density in (0, 1].
+    #[arg(long, value_parser = parse_density)]
+    density: Density,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Method name (see `ticketbench list`).
+    #[arg(long)]
+    method: String,
+    /// Method parameter `key=value` (repeatable), e.g. --param rule=erk.
+    #[arg(long = "param")]
+    params: Vec<String>,
+    /// Layer widths W0,W1,...,WL of an MLP.
+    #[arg(long, value_parser = parse_widths)]
+    widths: Widths,
+    #[arg(long, value_parser = parse_density)]
+    density: Density,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Directory for ticket.safetensors and ticket.json.
+    #[arg(long)]
+    export: PathBuf,
+    /// Data for data-dependent methods [default: gaussian noise of matching widths].
+    #[arg(long)]
+    task: Option<String>,
+    #[arg(long, default_value = "kaiming-normal")]
+    init: String,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+}
+
+/// Entry point of the binary.
+pub fn main() -> Result<(), CliError> {
+    let cli = Cli::try_parse().unwrap_or_else(|e| e.exit());
+    match cli.command {
+        Command::Run(a) => run(a),
+        Command::Report(a) => report_cmd(a),
+        Command::List(a) => list(a),
+        Command::Ratios(a) => ratios_cmd(a),
+        Command::Prune(a) => prune(a),
+    }
+}
+
+fn run(a: RunArgs) -> Result<(), CliError> {
+    let suite = Suite::load(&a.suite).bad_input()?;
+    if a.threads == 0 {
+        return Err(anyhow!("--threads must be at least 1")).bad_input();
+    }
+    let device = a.device.unwrap_or(suite.device);
+    Engine::new(device).bad_input()?; // a missing backend is a usage error, reported before any work
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
+    let opts = RunOptions {
+        out: out.clone(),
+        device: Some(device),
+        threads: a.threads,
+        verbose: !a.quiet,
+    };
+    let summary = runner::run_suite(&suite, &opts).context("running the suite")?;
+    let text =
+        report::write_report(std::slice::from_ref(&out), &out).context("writing the report")?;
+    println!("{text}");
+    eprintln!(
+        "{}: {} jobs, {} run, {} already recorded, {} diverged, {} failed, {:.1} s; results {}, report {}",
+        suite.name,
+        summary.total,
+        summary.ran,
+        summary.skipped,
+        summary.diverged,
+        summary.failed.len(),
+        summary.wall_s,
+        out.join(runner::store::RESULTS_FILE).display(),
+        out.join(report::REPORT_FILE).display()
+    );
+    if !summary.failed.is_empty() {
+        return Err(anyhow!(
+            "{} jobs failed (rerun to retry them):\n  {}",
+            summary.failed.len(),
+            summary.failed.join("\n  ")
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn report_cmd(a: ReportArgs) -> Result<(), CliError> {
+    let out = a.out.unwrap_or_else(|| a.dirs[0].clone());
+    let text = report::write_report(&a.dirs, &out).bad_input()?;
+    println!("{text}");
+    eprintln!(
+        "report written to {}",
+        out.join(report::REPORT_FILE).display()
+    );
+    Ok(())
+}
+
+fn list(a: ListArgs) -> Result<(), CliError> {
+    let method_rows: Vec<serde_json::Value> = methods::METHODS
+        .iter()
+        .map(|m| {
+            let defaults = (m.build)(&Default::default()).map(|p| p.params()).unwrap_or_default();
+            json!({"name": m.name, "family": m.family, "data": m.data, "summary": m.summary, "citation": m.citation, "params": defaults})
+        })
+        .collect();
+    let rule_rows: Vec<serde_json::Value> = ratios::RULES
+        .iter()
+        .map(|r| json!({"name": r.name, "summary": r.summary, "citation": r.citation}))
+        .collect();
+    let task_rows: Vec<serde_json::Value> = task_registry::TASKS
+        .iter()
+        .map(|t| {
+            let task = (t.build)(&Default::default()).expect("default task parameters are valid");
+            json!({"name": t.name, "summary": t.summary, "citation": t.citation, "inputs": task.input_dim(), "output": task.output(), "params": task.params()})
+        })
+        .collect();
+    let inits: Vec<&str> = InitScheme::ALL.iter().map(|i| i.name()).collect();
+    let devices = ["cpu", "ndarray", "cuda[:N]"];
+    if a.json {
+        let all = json!({"methods": method_rows, "ratio_rules": rule_rows, "tasks": task_rows, "inits": inits, "devices": devices});
+        println!("{}", serde_json::to_string_pretty(&all).expect("json"));
+        return Ok(());
+    }
+    let field = |v: &serde_json::Value, k: &str| {
+        v[k].as_str()
+            .map_or_else(|| v[k].to_string(), str::to_string)
+    };
+    println!("METHODS (name, family, data, summary; citation)");
+    for m in &method_rows {
+        println!(
+            "  {:<10} {:<15} {:<14} {}\n  {:<10} {}",
+            field(m, "name"),
+            field(m, "family"),
+            field(m, "data"),
+            field(m, "summary"),
+            "",
+            field(m, "citation")
+        );
+    }
+    println!("\nRATIO RULES");
+    for r in &rule_rows {
+        println!(
+            "  {:<10} {}\n  {:<10} {}",
+            field(r, "name"),
+            field(r, "summary"),
+            "",
+            field(r, "citation")
+        );
+    }
+    println!("\nTASKS");
+    for t in &task_rows {
+        println!(
+            "  {:<10} {}\n  {:<10} {}",
+            field(t, "name"),
+            field(t, "summary"),
+            "",
+            field(t, "citation")
+        );
+    }
+    println!(
+        "\nINITS    {}\nDEVICES  {}",
+        inits.join(", "),
+        devices.join(", ")
+    );
+    Ok(())
+}
+
+fn ratios_cmd(a: RatiosArgs) -> Result<(), CliError> {
+    let rule = ratios::rule(&a.rule).bad_input()?;
+    let shapes = Network::mlp_shapes(&a.widths.0).bad_input()?;
+    let densities = rule.densities(&shapes, a.density).bad_input()?;
+    let counts = rule.counts(&shapes, a.density).bad_input()?;
+    let rows: Vec<serde_json::Value> = shapes
+        .iter()
+        .zip(&densities)
+        .zip(&counts)
+        .enumerate()
+        .map(|(l, ((s, d), k))| json!({"layer": l, "shape": s.dims, "size": s.len(), "density": d, "count": k}))
+        .collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+    } else {
+        println!("rule {} at density {}:", a.rule, a.density);
+        for ((s, d), k) in shapes.iter().zip(&densities).zip(&counts) {
+            println!(
+                "  {:>12}  density {:.6}  keeps {k} of {}",
+                s.to_string(),
+                d,
+                s.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `key=value` → JSON (numbers, booleans and JSON literals parse; anything else is a string).
+fn parse_param(kv: &str) -> Result<(String, serde_json::Value), String> {
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| format!("--param `{kv}` is not key=value"))?;
+    let value =
+        serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+    Ok((k.to_string(), value))
+}
+
+fn prune(a: PruneArgs) -> Result<(), CliError> {
+    let params: methods::Params = a
+        .params
+        .iter()
+        .map(|p| parse_param(p))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!(e))
+        .bad_input()?;
+    let pruner = methods::build(&a.method, &params).bad_input()?;
+    let init: InitScheme = serde_json::from_value(json!(a.init))
+        .map_err(|_| {
+            anyhow!(
+                "unknown init `{}`; valid inits: {}",
+                a.init,
+                InitScheme::ALL.map(|i| i.name()).join(", ")
+            )
+        })
+        .bad_input()?;
+    let (inputs, outputs) = (a.widths.0[0], *a.widths.0.last().expect("validated"));
+    let task = match &a.task {
+        Some(name) => task_registry::build(name, &Default::default()).bad_input()?,
+        None => {
+            let mut p = methods::Params::new();
+            p.insert("inputs".into(), json!(inputs));
+            p.insert("classes".into(), json!(outputs));
+            task_registry::build("gaussian", &p)
+                .context("the default gaussian task needs at least 2 outputs; pass --task")
+                .bad_input()?
+        }
+    };
+    if task.input_dim() != inputs || task.output().dim() != outputs {
+        return Err(anyhow!(
+            "task `{}` has {} inputs and {} outputs; --widths must start with {} and end with {}",
+            task.name(),
+            task.input_dim(),
+            task.output().dim(),
+            task.input_dim(),
+            task.output().dim()
+        ))
+        .bad_input();
+    }
+    let engine = Engine::new(a.device).bad_input()?;
+    let streams = Streams::new(a.seed);
+    let net = Network::mlp(&a.widths.0, true, init, &streams).bad_input()?;
+    let data = task.generate(&streams);
+    let device_data = engine.upload(&data);
+    let recipe = crate::train::TrainRecipe::default();
+    let mut trained_dense = None;
+    let mut ctx = PruneContext {
+        engine: &engine,
+        net: &net,
+        task: &data,
+        data: &device_data,
+        recipe: &recipe,
+        streams: &streams,
+        trained_dense: &mut trained_dense,
+        progress: &mut |msg| eprintln!("{msg}"),
+    };
+    let outcome = pruner.prune(&mut ctx, a.density).context("pruning")?;
+    let expected = target_count(a.density, net.num_prunable()).bad_input()?;
+    if outcome.mask.kept() != expected {
+        return Err(anyhow!(
+            "method kept {} weights instead of {expected}",
+            outcome.mask.kept()
+        )
+        .into());
+    }
+    let summary = json!({
+        "method": pruner.info().name,
+        "params": pruner.params(),
+        "task": task.name(),
+        "widths": a.widths.0,
+        "init": init.name(),
+        "density": a.density.get(),
+        "seed": a.seed,
+        "kept": outcome.mask.kept(),
+        "total": outcome.mask.total(),
+        "layer_kept": outcome.mask.layer_kept(),
+        "layer_densities": outcome.mask.layer_densities(),
+        "version": crate::VERSION,
+        "layout": "weights [out, in] row-major (PyTorch nn.Linear); see docs/export.md",
+    });
+    // One key: safetensors writes metadata from a HashMap, whose order would vary per run.
+    let metadata = HashMap::from([("ticketbench".to_string(), summary.to_string())]);
+    let path = crate::export::export_ticket(&a.export, &net, &outcome, metadata)
+        .context("exporting the ticket")?;
+    let json_path = a.export.join("ticket.json");
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&summary).expect("json"),
+    )
+    .with_context(|| format!("writing {}", json_path.display()))?;
+    println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+    eprintln!("wrote {} and {}", path.display(), json_path.display());
+    Ok(())
+}

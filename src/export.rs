@@ -1,0 +1,108 @@
+//! Export of tickets as safetensors, readable from numpy (`safetensors.numpy.load_file`) and
+//! PyTorch. Tensor names (docs/export.md):
+//!
+//! | name | dtype | shape | content |
+//! |---|---|---|---|
+//! | `layers.<l>.weight` | F32 | `[out, in]` | θ_0, the initial weights (PyTorch `nn.Linear` layout) |
+//! | `layers.<l>.bias` | F32 | `[out]` | initial bias (absent for bias-free models) |
+//! | `layers.<l>.mask` | U8 | `[out, in]` | 1 = kept, 0 = pruned |
+//! | `layers.<l>.scores` | F64 | `[out, in]` | the method's final scores, where it has them |
+//! | `start.<l>.weight`, `start.<l>.bias` | F32 | as above | the weights the ticket trains from, when they are not θ_0 |
+//!
+//! The file's metadata key `ticketbench` holds the settings as one JSON string (`method`,
+//! `density`, `seed`, …), so the same ticket always gives the same bytes.
+
+use crate::methods::PruneOutcome;
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+use thiserror::Error;
+use ticketbench_core::Network;
+
+pub const TICKET_FILE: &str = "ticket.safetensors";
+
+#[derive(Debug, Error)]
+pub enum ExportError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("safetensors: {0}")]
+    Safetensors(#[from] safetensors::SafeTensorError),
+}
+
+struct Owned {
+    name: String,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn push_network(out: &mut Vec<Owned>, prefix: &str, net: &Network) {
+    for (l, layer) in net.layers.iter().enumerate() {
+        out.push(Owned {
+            name: format!("{prefix}.{l}.weight"),
+            dtype: Dtype::F32,
+            shape: layer.shape.dims.clone(),
+            bytes: f32_bytes(&layer.weight),
+        });
+        if let Some(b) = &layer.bias {
+            out.push(Owned {
+                name: format!("{prefix}.{l}.bias"),
+                dtype: Dtype::F32,
+                shape: vec![b.len()],
+                bytes: f32_bytes(b),
+            });
+        }
+    }
+}
+
+/// Writes `dir/ticket.safetensors` for θ_0 and a method's outcome.
+pub fn export_ticket(
+    dir: &Path,
+    net: &Network,
+    outcome: &PruneOutcome,
+    metadata: HashMap<String, String>,
+) -> Result<std::path::PathBuf, ExportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut tensors = Vec::new();
+    push_network(&mut tensors, "layers", net);
+    for (l, (layer, keep)) in net.layers.iter().zip(outcome.mask.layers()).enumerate() {
+        let bytes = keep.iter().map(|&k| k as u8).collect();
+        tensors.push(Owned {
+            name: format!("layers.{l}.mask"),
+            dtype: Dtype::U8,
+            shape: layer.shape.dims.clone(),
+            bytes,
+        });
+    }
+    if let Some(scores) = &outcome.scores {
+        for (l, (layer, s)) in net.layers.iter().zip(&scores.layers).enumerate() {
+            let bytes = s.iter().flat_map(|x| x.to_le_bytes()).collect();
+            tensors.push(Owned {
+                name: format!("layers.{l}.scores"),
+                dtype: Dtype::F64,
+                shape: layer.shape.dims.clone(),
+                bytes,
+            });
+        }
+    }
+    if let Some(start) = &outcome.start {
+        push_network(&mut tensors, "start", start);
+    }
+    let views = tensors
+        .iter()
+        .map(|t| TensorView::new(t.dtype, t.shape.clone(), &t.bytes).map(|v| (t.name.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = dir.join(TICKET_FILE);
+    safetensors::tensor::serialize_to_file(views, Some(metadata), &path)?;
+    Ok(path)
+}

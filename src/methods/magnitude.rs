@@ -1,0 +1,103 @@
+use super::{
+    DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, parse_params,
+    to_value,
+};
+use serde::{Deserialize, Serialize};
+use ticketbench_core::select::{Keep, top_k_global};
+use ticketbench_core::{Density, Network, Scores, target_count};
+
+/// One-shot global magnitude pruning (methods.md §1.2): score `S_i = |θ_i|`, keep the global
+/// top-k (OpenLTH `sparse_global`, ShrinkBench `GlobalMagWeight`).
+///
+/// `when: trained` (default): θ = θ_T, the dense network trained to completion with the
+/// suite's recipe; the ticket then trains (fine-tunes) from θ_T, or, with `rewind: true`,
+/// from θ_0 (one round of IMP). `when: init`: θ = θ_0 (the SynFlow repository's "Mag"
+/// baseline), data-free. Han et al. 2015 (arXiv 1506.02626); Blalock et al. 2020
+/// (arXiv 2003.03033).
+pub struct Magnitude {
+    params: MagnitudeParams,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum When {
+    Trained,
+    Init,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MagnitudeParams {
+    when: When,
+    /// After training: restart the survivors from θ_0 instead of fine-tuning from θ_T.
+    rewind: bool,
+}
+
+impl Default for MagnitudeParams {
+    fn default() -> Self {
+        MagnitudeParams {
+            when: When::Trained,
+            rewind: false,
+        }
+    }
+}
+
+pub(super) const INFO: MethodInfo = MethodInfo {
+    name: "magnitude",
+    family: Family::AfterTraining,
+    data: DataNeeds::FullTraining,
+    summary: "global |θ| after dense training, then fine-tune (param `rewind: true` restarts from θ_0; `when: init` scores θ_0)",
+    citation: "Han et al. 2015, arXiv 1506.02626; Blalock et al. 2020, arXiv 2003.03033",
+    build: |p| {
+        let params: MagnitudeParams = parse_params(INFO.name, p)?;
+        if params.when == When::Init && params.rewind {
+            return Err(MethodError::InvalidParams {
+                method: INFO.name,
+                message: "`rewind` applies to `when: trained` only".into(),
+            });
+        }
+        Ok(Box::new(Magnitude { params }))
+    },
+};
+
+/// `|θ|` per weight, in f64.
+pub(super) fn magnitude_scores(net: &Network) -> Scores {
+    Scores {
+        layers: net
+            .layers
+            .iter()
+            .map(|l| l.weight.iter().map(|w| w.abs() as f64).collect())
+            .collect(),
+    }
+}
+
+impl Pruner for Magnitude {
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
+    }
+    fn params(&self) -> serde_json::Value {
+        to_value(&self.params)
+    }
+    fn ratio_rule(&self) -> Option<String> {
+        Some("global".into())
+    }
+    fn prune(
+        &self,
+        ctx: &mut PruneContext<'_>,
+        density: Density,
+    ) -> Result<PruneOutcome, MethodError> {
+        let scored = match self.params.when {
+            When::Trained => ctx.dense_trained()?,
+            When::Init => ctx.net.clone(),
+        };
+        let scores = magnitude_scores(&scored);
+        let k = target_count(density, ctx.net.num_prunable())?;
+        let mask = top_k_global(&scores, k, None, Keep::Highest)?;
+        let start = (self.params.when == When::Trained && !self.params.rewind).then_some(scored);
+        Ok(PruneOutcome {
+            mask,
+            start,
+            scores: Some(scores),
+        })
+    }
+}

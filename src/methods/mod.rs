@@ -1,0 +1,206 @@
+//! Pruning methods: one file per method, all behind the [`Pruner`] trait, one registry.
+//!
+//! Adding a method (docs/adding-a-method.md): write `src/methods/<name>.rs` with a
+//! `pub(super) const INFO: MethodInfo` and a type implementing [`Pruner`], then add one line
+//! to [`METHODS`]. Everything else — suite parsing, `ticketbench list`, the runner, reports,
+//! the conformance tests in `tests/methods.rs` — reads the registry.
+
+mod dense;
+mod magnitude;
+mod random;
+mod snip;
+mod synflow;
+
+use crate::engine::{DeviceData, Engine, EngineError};
+use crate::train::TrainRecipe;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use ticketbench_baselines::RatioError;
+use ticketbench_core::{CoreError, Density, Mask, Network, Scores, Streams};
+use ticketbench_planted::TaskData;
+
+/// Method parameters as written in a suite file (`{name: synflow, rounds: 50}`).
+pub type Params = serde_json::Map<String, serde_json::Value>;
+
+/// Every method ticketbench ships, by suite-file name.
+pub const METHODS: &[MethodInfo] = &[
+    dense::INFO,
+    random::INFO,
+    magnitude::INFO,
+    snip::INFO,
+    synflow::INFO,
+];
+
+/// When a method looks at the network (the `family` column of `ticketbench list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// Not a pruning method: the unpruned reference.
+    Reference,
+    /// Scores the initial weights θ_0 once.
+    AtInit,
+    /// Scores weights after (dense) training.
+    AfterTraining,
+    /// Prunes in several rounds (re-scoring the masked network).
+    Iterative,
+    /// Finds a mask without training weights (strong tickets).
+    Strong,
+    /// Changes the mask during training (dynamic sparse training).
+    Dynamic,
+}
+
+/// What data a method reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataNeeds {
+    /// Input shape (and weights) only.
+    None,
+    /// One labelled scoring batch (class-balanced).
+    ScoringBatch,
+    /// The full training set (trains the network).
+    FullTraining,
+}
+
+/// Registry entry: what `ticketbench list` shows and how to build the method.
+pub struct MethodInfo {
+    pub name: &'static str,
+    pub family: Family,
+    pub data: DataNeeds,
+    pub summary: &'static str,
+    pub citation: &'static str,
+    pub build: fn(&Params) -> Result<Box<dyn Pruner>, MethodError>,
+}
+
+#[derive(Debug, Error)]
+pub enum MethodError {
+    #[error("unknown method `{name}`; valid methods: {valid}")]
+    Unknown { name: String, valid: String },
+    #[error("method `{method}`: {message}")]
+    InvalidParams {
+        method: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error(transparent)]
+    Ratio(#[from] RatioError),
+}
+
+/// What a method returns: the mask and the weights the ticket starts training from.
+#[derive(Debug, Clone)]
+pub struct PruneOutcome {
+    pub mask: Mask,
+    /// Starting weights of the ticket; `None` means θ_0 (the network the method was given).
+    pub start: Option<Network>,
+    /// The final scores, where the method has them (exported by `ticketbench prune`).
+    pub scores: Option<Scores>,
+}
+
+/// Everything a method may use. Methods never touch burn directly: gradients and training
+/// go through the [`Engine`].
+pub struct PruneContext<'a> {
+    pub engine: &'a Engine,
+    /// θ_0, shared by every method at this seed.
+    pub net: &'a Network,
+    pub task: &'a TaskData,
+    pub data: &'a DeviceData,
+    /// The suite's training recipe (methods that train use it, e.g. magnitude after training).
+    pub recipe: &'a TrainRecipe,
+    /// The job's named random streams.
+    pub streams: &'a Streams,
+    /// Dense network trained from θ_0 with `recipe`, shared by the jobs of one (task, model,
+    /// seed) group; filled on first use.
+    pub trained_dense: &'a mut Option<Network>,
+    /// Phase messages for the progress display ("pretrain epoch 3/10").
+    pub progress: &'a mut dyn FnMut(String),
+}
+
+impl PruneContext<'_> {
+    /// θ_T: the dense network trained from θ_0 with the suite recipe (computed once per group).
+    pub fn dense_trained(&mut self) -> Result<Network, MethodError> {
+        if self.trained_dense.is_none() {
+            let mask = Mask::dense(&self.net.shapes());
+            let progress = &mut *self.progress;
+            let outcome = self.engine.train(
+                self.net,
+                &mask,
+                self.data,
+                self.recipe,
+                self.streams,
+                &mut |e| {
+                    progress(format!(
+                        "dense pretraining epoch {}/{} loss {:.4}",
+                        e.epoch, e.epochs, e.train_loss
+                    ))
+                },
+            )?;
+            if let Some(d) = outcome.diverged {
+                return Err(MethodError::Engine(EngineError::Recipe(format!(
+                    "dense pretraining diverged at step {} (loss {}); lower the learning rate",
+                    d.step, d.loss
+                ))));
+            }
+            *self.trained_dense = Some(outcome.net);
+        }
+        Ok(self.trained_dense.clone().expect("filled above"))
+    }
+}
+
+/// A pruning method.
+pub trait Pruner: Send + Sync {
+    fn info(&self) -> &'static MethodInfo;
+
+    /// Every parameter, defaults included (hashed into each job's settings).
+    fn params(&self) -> serde_json::Value;
+
+    /// How per-layer budgets are set: a ratio rule name, `global` for one global ranking,
+    /// `None` when the method does not prune.
+    fn ratio_rule(&self) -> Option<String>;
+
+    /// A mask of exactly `round_half_up(density·N)` kept weights.
+    fn prune(
+        &self,
+        ctx: &mut PruneContext<'_>,
+        density: Density,
+    ) -> Result<PruneOutcome, MethodError>;
+}
+
+/// Looks a method up by name and builds it from suite-file parameters.
+pub fn build(name: &str, params: &Params) -> Result<Box<dyn Pruner>, MethodError> {
+    let info = info(name)?;
+    (info.build)(params)
+}
+
+pub fn info(name: &str) -> Result<&'static MethodInfo, MethodError> {
+    METHODS
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| MethodError::Unknown {
+            name: name.to_string(),
+            valid: method_names().join(", "),
+        })
+}
+
+pub fn method_names() -> Vec<&'static str> {
+    METHODS.iter().map(|m| m.name).collect()
+}
+
+/// Parses a method's parameter struct (unknown keys rejected by `deny_unknown_fields`).
+pub(crate) fn parse_params<P: DeserializeOwned>(
+    method: &'static str,
+    params: &Params,
+) -> Result<P, MethodError> {
+    serde_json::from_value(serde_json::Value::Object(params.clone())).map_err(|e| {
+        MethodError::InvalidParams {
+            method,
+            message: e.to_string(),
+        }
+    })
+}
+
+pub(crate) fn to_value<P: Serialize>(params: &P) -> serde_json::Value {
+    serde_json::to_value(params).expect("parameter structs serialize")
+}

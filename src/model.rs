@@ -1,0 +1,157 @@
+//! The masked MLP in burn, built from a host [`Network`] and [`Mask`] and read back into one.
+//!
+//! Weights live on the device as `[in, out]` (so the forward pass is `x·W` with no per-step
+//! transpose); the host keeps PyTorch's `[out, in]`. The layout change happens only when a
+//! model is built or read back.
+
+use burn::module::{Module, Param};
+use burn::prelude::{Device, Tensor, TensorData};
+use burn::tensor::activation::relu;
+use ticketbench_core::{CoreError, Layer, Mask, Network};
+
+/// A dense layer whose weight is multiplied by a constant 0/1 mask in the forward pass.
+///
+/// The forward uses `x·(W ⊙ M)`, so a pruned weight contributes nothing and receives an
+/// exactly-zero gradient. Pruned entries are stored as 0.0 when the layer is built, so plain
+/// SGD, momentum, weight decay and Adam all keep them at exactly zero (0 gradient ⇒ 0 update).
+#[derive(Module, Debug)]
+pub struct MaskedLinear {
+    /// `[in, out]`, trainable.
+    pub weight: Param<Tensor<2>>,
+    /// `[out]`, trainable; biases are never pruned.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// `[in, out]` of 0.0/1.0; `None` when the layer is dense (no multiply at all).
+    pub mask: Option<Tensor<2>>,
+}
+
+impl MaskedLinear {
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let w = match &self.mask {
+            Some(m) => self.weight.val() * m.clone(),
+            None => self.weight.val(),
+        };
+        let y = x.matmul(w);
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze::<2>(),
+            None => y,
+        }
+    }
+}
+
+/// ReLU MLP with masked dense layers and a linear output.
+#[derive(Module, Debug)]
+pub struct MaskedMlp {
+    pub layers: Vec<MaskedLinear>,
+}
+
+impl MaskedMlp {
+    /// Uploads `net` with `mask` applied (pruned weights stored as exact zeros).
+    pub fn from_host(net: &Network, mask: &Mask, device: &Device) -> Result<Self, CoreError> {
+        mask.check_shapes(&net.shapes())?;
+        let layers = net
+            .layers
+            .iter()
+            .zip(mask.layers())
+            .map(|(layer, keep)| {
+                let (fan_out, fan_in) = (layer.shape.fan_out(), layer.shape.fan_in());
+                let masked: Vec<f32> = layer
+                    .weight
+                    .iter()
+                    .zip(keep)
+                    .map(|(&w, &k)| if k { w } else { 0.0 })
+                    .collect();
+                let weight = Param::from_data(
+                    TensorData::new(transpose(&masked, fan_out, fan_in), [fan_in, fan_out]),
+                    device,
+                );
+                let bias = layer
+                    .bias
+                    .as_ref()
+                    .map(|b| Param::from_data(TensorData::new(b.clone(), [fan_out]), device));
+                let dense = keep.iter().all(|&k| k);
+                let mask = (!dense).then(|| {
+                    let m: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+                    Tensor::from_data(
+                        TensorData::new(transpose(&m, fan_out, fan_in), [fan_in, fan_out]),
+                        device,
+                    )
+                });
+                MaskedLinear { weight, bias, mask }
+            })
+            .collect();
+        Ok(MaskedMlp { layers })
+    }
+
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        self.layers.iter().enumerate().fold(x, |h, (l, layer)| {
+            let z = layer.forward(h);
+            if l == last { z } else { relu(z) }
+        })
+    }
+
+    /// Number of trainable tensors (weights + biases): the gradient count every step must see.
+    pub fn num_params(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| 1 + l.bias.is_some() as usize)
+            .sum()
+    }
+
+    /// Reads the stored weights and biases back into a host network (layout `[out, in]`).
+    pub fn to_host(&self, like: &Network) -> Network {
+        let layers = self
+            .layers
+            .iter()
+            .zip(&like.layers)
+            .map(|(l, host)| {
+                let (fan_out, fan_in) = (host.shape.fan_out(), host.shape.fan_in());
+                let w = read_f32(&l.weight.val());
+                Layer {
+                    shape: host.shape.clone(),
+                    weight: transpose(&w, fan_in, fan_out),
+                    bias: l.bias.as_ref().map(|b| read_f32(&b.val())),
+                }
+            })
+            .collect();
+        Network { layers }
+    }
+}
+
+/// Gradients of the stored weights in host layout `[out, in]`, one vector per layer.
+pub(crate) fn weight_grads(
+    model: &MaskedMlp,
+    grads: &burn::tensor::Gradients,
+    like: &Network,
+) -> Option<Vec<Vec<f32>>> {
+    model
+        .layers
+        .iter()
+        .zip(&like.layers)
+        .map(|(l, host)| {
+            let g = l.weight.val().grad(grads)?;
+            Some(transpose(
+                &read_f32(&g),
+                host.shape.fan_in(),
+                host.shape.fan_out(),
+            ))
+        })
+        .collect()
+}
+
+pub(crate) fn read_f32<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.to_data()
+        .try_to_vec::<f32>()
+        .expect("float tensors hold f32")
+}
+
+/// Row-major `rows × cols` → `cols × rows`.
+pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = m[r * cols + c];
+        }
+    }
+    t
+}

@@ -1,0 +1,244 @@
+//! Reports from result directories: one comparison table per (task, model, device).
+//!
+//! Rows are methods (in suite order), columns densities (descending), cells mean ± sample
+//! std over seeds with n; the best mean of each column is bold. Classification tables show
+//! test accuracy in percent (higher is better), regression tables test MSE (lower is better).
+//! Only computed numbers appear: an empty cell means no finished run.
+
+mod markdown;
+
+use crate::runner::job::{JobRecord, Status};
+use crate::runner::store::{self, BadLine, StoreError};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub use markdown::render_markdown;
+
+pub const REPORT_FILE: &str = "report.md";
+
+/// Summary statistics of one table cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellStats {
+    pub mean: f64,
+    /// Sample standard deviation (n − 1); `None` for a single value.
+    pub std: Option<f64>,
+    /// Finished (non-diverged) runs.
+    pub n: usize,
+    /// Runs whose training diverged (not in the mean).
+    pub diverged: usize,
+}
+
+impl CellStats {
+    pub fn from_values(values: &[f64], diverged: usize) -> Option<CellStats> {
+        let n = values.len();
+        if n == 0 && diverged == 0 {
+            return None;
+        }
+        let mean = if n == 0 {
+            f64::NAN
+        } else {
+            values.iter().sum::<f64>() / n as f64
+        };
+        let std = (n > 1).then(|| {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        });
+        Some(CellStats {
+            mean,
+            std,
+            n,
+            diverged,
+        })
+    }
+}
+
+/// The metric a table shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Test accuracy in percent; higher is better.
+    AccuracyPercent,
+    /// Test MSE; lower is better.
+    Mse,
+}
+
+impl Metric {
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::AccuracyPercent)
+    }
+
+    fn of(self, r: &JobRecord) -> Option<f64> {
+        match self {
+            Metric::AccuracyPercent => r.metrics.test_acc.map(|a| 100.0 * a),
+            Metric::Mse => r.metrics.test_loss,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Metric::AccuracyPercent => "test accuracy (%) after training, higher is better",
+            Metric::Mse => "test MSE after training, lower is better",
+        }
+    }
+}
+
+/// One method × density table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComparisonTable {
+    pub task: String,
+    pub model: String,
+    pub device: String,
+    pub metric: Metric,
+    pub densities: Vec<f64>,
+    pub rows: Vec<(String, Vec<Option<CellStats>>)>,
+    pub seeds: usize,
+}
+
+impl ComparisonTable {
+    /// For each column, the best mean (ignoring empty and all-diverged cells).
+    pub fn best_per_column(&self) -> Vec<Option<f64>> {
+        (0..self.densities.len())
+            .map(|c| {
+                let means = self
+                    .rows
+                    .iter()
+                    .filter_map(|(_, cells)| cells[c].as_ref())
+                    .filter(|s| s.n > 0)
+                    .map(|s| s.mean);
+                if self.metric.higher_is_better() {
+                    means.reduce(f64::max)
+                } else {
+                    means.reduce(f64::min)
+                }
+            })
+            .collect()
+    }
+}
+
+/// Results of one or more directories, deduplicated by settings hash.
+pub struct ResultSet {
+    pub records: Vec<JobRecord>,
+    pub bad_lines: Vec<BadLine>,
+    pub sources: Vec<PathBuf>,
+}
+
+impl ResultSet {
+    pub fn load(dirs: &[PathBuf]) -> Result<ResultSet, StoreError> {
+        let mut seen = HashSet::new();
+        let mut set = ResultSet {
+            records: Vec::new(),
+            bad_lines: Vec::new(),
+            sources: dirs.to_vec(),
+        };
+        for dir in dirs {
+            if !dir.join(store::RESULTS_FILE).is_file() {
+                return Err(StoreError::NoResults { path: dir.clone() });
+            }
+            let loaded = store::load(dir)?;
+            set.bad_lines.extend(loaded.bad_lines);
+            set.records.extend(
+                loaded
+                    .records
+                    .into_iter()
+                    .filter(|r| seen.insert(r.settings_hash.clone())),
+            );
+        }
+        Ok(set)
+    }
+
+    /// One table per (task, model, device), in order of first appearance.
+    pub fn tables(&self) -> Vec<ComparisonTable> {
+        let mut keys: Vec<(String, String, String)> = Vec::new();
+        for r in &self.records {
+            let k = (r.task_label.clone(), r.model.clone(), r.device.clone());
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys.into_iter()
+            .map(|(task, model, device)| {
+                let recs: Vec<&JobRecord> = self
+                    .records
+                    .iter()
+                    .filter(|r| r.task_label == task && r.model == model && r.device == device)
+                    .collect();
+                let metric = if recs[0].task_kind == "classification" {
+                    Metric::AccuracyPercent
+                } else {
+                    Metric::Mse
+                };
+                let mut densities: Vec<f64> = Vec::new();
+                let mut methods: Vec<String> = Vec::new();
+                for r in &recs {
+                    if !densities.contains(&r.density) {
+                        densities.push(r.density);
+                    }
+                    if !methods.contains(&r.method_label) {
+                        methods.push(r.method_label.clone());
+                    }
+                }
+                densities.sort_by(|a, b| b.total_cmp(a));
+                let seeds = recs.iter().map(|r| r.seed).collect::<HashSet<_>>().len();
+                let rows = methods
+                    .into_iter()
+                    .map(|m| {
+                        let cells = densities
+                            .iter()
+                            .map(|&d| {
+                                let cell: Vec<&&JobRecord> = recs
+                                    .iter()
+                                    .filter(|r| r.method_label == m && r.density == d)
+                                    .collect();
+                                let values: Vec<f64> = cell
+                                    .iter()
+                                    .filter(|r| r.status == Status::Ok)
+                                    .filter_map(|r| metric.of(r))
+                                    .collect();
+                                let diverged =
+                                    cell.iter().filter(|r| r.status == Status::Diverged).count();
+                                CellStats::from_values(&values, diverged)
+                            })
+                            .collect();
+                        (m, cells)
+                    })
+                    .collect();
+                ComparisonTable {
+                    task,
+                    model,
+                    device,
+                    metric,
+                    densities,
+                    rows,
+                    seeds,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Writes `out/report.md` for the results in `dirs` and returns its text.
+pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<String, StoreError> {
+    let set = ResultSet::load(dirs)?;
+    let text = render_markdown(&set);
+    std::fs::create_dir_all(out).map_err(|source| StoreError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let path = out.join(REPORT_FILE);
+    std::fs::write(&path, &text).map_err(|source| StoreError::Io { path, source })?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_stats_mean_and_sample_std() {
+        let c = CellStats::from_values(&[1.0, 2.0, 3.0], 0).unwrap();
+        assert_eq!(c.mean, 2.0);
+        assert_eq!(c.std, Some(1.0));
+        assert_eq!(CellStats::from_values(&[4.0], 0).unwrap().std, None);
+        assert!(CellStats::from_values(&[], 0).is_none());
+        let d = CellStats::from_values(&[], 2).unwrap();
+        assert_eq!((d.n, d.diverged), (0, 2));
+    }
+}

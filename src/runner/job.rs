@@ -1,0 +1,367 @@
+//! Jobs: one (task, model, method, density, seed) cell of a suite's grid, its settings
+//! hash, its execution and its result record.
+
+use super::suite::Suite;
+use crate::device::DeviceSpec;
+use crate::engine::{DeviceData, Engine, EngineError};
+use crate::methods::{MethodError, PruneContext};
+use crate::train::{Divergence, Evaluation, TrainRecipe};
+use serde::{Deserialize, Serialize};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use ticketbench_core::{CoreError, Density, Mask, Network, Streams, target_count};
+use ticketbench_planted::{OutputKind, TaskData};
+
+/// Version of the settings-hash payload; bump when its meaning changes.
+const SCHEMA: u32 = 1;
+
+/// One job of an expanded suite (indices into the suite's lists).
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub task: usize,
+    pub model: usize,
+    pub method: usize,
+    pub density: Density,
+    pub seed: u64,
+    pub device: DeviceSpec,
+    pub settings_hash: String,
+}
+
+/// Everything that determines a job's numbers, hashed (blake3) into its `settings_hash`.
+/// Labels, timings and provenance are excluded.
+#[derive(Serialize)]
+struct HashedSettings<'a> {
+    schema: u32,
+    version: &'static str,
+    task: &'static str,
+    task_params: serde_json::Value,
+    widths: Vec<usize>,
+    init: &'static str,
+    bias: bool,
+    method: &'static str,
+    method_params: serde_json::Value,
+    check: Option<&'a str>,
+    density: f64,
+    seed: u64,
+    train: &'a TrainRecipe,
+    device: String,
+}
+
+/// Expands a suite into its job grid, in execution order: task → model → seed → method →
+/// density. `dense` runs once per seed at density 1, whatever the density list.
+pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (ti, task) in suite.tasks.iter().enumerate() {
+        for (mi, model) in suite.models.iter().enumerate() {
+            for &seed in &suite.seeds {
+                for (pi, method) in suite.methods.iter().enumerate() {
+                    let densities = if method.pruner.ratio_rule().is_none() {
+                        vec![Density::DENSE]
+                    } else {
+                        suite.densities.clone()
+                    };
+                    for density in densities {
+                        let settings = HashedSettings {
+                            schema: SCHEMA,
+                            version: crate::VERSION,
+                            task: task.task.name(),
+                            task_params: task.task.params(),
+                            widths: model.widths(task.task.as_ref()),
+                            init: model.init.name(),
+                            bias: model.bias,
+                            method: method.pruner.info().name,
+                            method_params: method.pruner.params(),
+                            check: None,
+                            density: density.get(),
+                            seed,
+                            train: &suite.train,
+                            device: device.to_string(),
+                        };
+                        let canonical = serde_json::to_vec(&settings).expect("settings serialize");
+                        let settings_hash = blake3::hash(&canonical).to_hex()[..16].to_string();
+                        jobs.push(Job {
+                            task: ti,
+                            model: mi,
+                            method: pi,
+                            density,
+                            seed,
+                            device,
+                            settings_hash,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    jobs
+}
+
+/// Status of a finished job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// The training loss became NaN/inf; `metrics.diverged` says where.
+    Diverged,
+}
+
+/// Metrics of a job. Classification tasks fill the `*_acc` fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Test accuracy after training (fraction).
+    pub test_acc: Option<f64>,
+    /// Test loss after training (cross-entropy, or MSE for regression).
+    pub test_loss: Option<f64>,
+    /// Mean training loss of the last epoch.
+    pub train_loss: Option<f64>,
+    /// Test metrics of the masked starting weights before training (the strong-ticket view).
+    pub untrained_test_acc: Option<f64>,
+    pub untrained_test_loss: f64,
+    pub diverged: Option<Divergence>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub prune_s: f64,
+    pub train_s: f64,
+    pub total_s: f64,
+}
+
+/// Where and how a result was produced (excluded from the settings hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub backend: String,
+    pub threads: usize,
+    /// Unix time (seconds) when the job started and finished.
+    pub started_unix: f64,
+    pub finished_unix: f64,
+}
+
+/// One line of `results.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub suite: String,
+    pub task: String,
+    pub task_label: String,
+    pub task_params: serde_json::Value,
+    /// `classification` or `regression`: which metric the report shows.
+    pub task_kind: String,
+    pub model: String,
+    pub widths: Vec<usize>,
+    pub init: String,
+    pub method: String,
+    pub method_label: String,
+    pub method_params: serde_json::Value,
+    pub ratio_rule: Option<String>,
+    pub check: Option<String>,
+    /// Requested density.
+    pub density: f64,
+    pub seed: u64,
+    pub device: String,
+    pub settings_hash: String,
+    pub status: Status,
+    pub metrics: Metrics,
+    /// Kept and total prunable weights of the mask actually trained.
+    pub kept: usize,
+    pub total: usize,
+    pub layer_densities: Vec<f64>,
+    pub train: TrainRecipe,
+    pub timing: Timing,
+    pub version: String,
+    pub provenance: Provenance,
+}
+
+#[derive(Debug, Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Method(#[from] MethodError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error(
+        "method `{method}` returned {kept} kept weights, but density {density} requires exactly {expected} (a bug in the method)"
+    )]
+    WrongDensity {
+        method: String,
+        density: f64,
+        kept: usize,
+        expected: usize,
+    },
+    #[error(
+        "after training, {count} pruned weights of layer {layer} are non-zero (the mask was not enforced)"
+    )]
+    MaskViolated { layer: usize, count: usize },
+    #[error("job panicked: {0}")]
+    Panic(String),
+}
+
+/// Per-(task, model, seed) state shared by consecutive jobs: data, θ_0 and θ_T.
+pub struct GroupState {
+    pub key: (usize, usize, u64),
+    pub task_data: TaskData,
+    pub device_data: DeviceData,
+    pub net: Network,
+    pub trained_dense: Option<Network>,
+}
+
+impl GroupState {
+    pub fn new(suite: &Suite, job: &Job, engine: &Engine) -> Result<Self, JobError> {
+        let task = suite.tasks[job.task].task.as_ref();
+        let streams = Streams::new(job.seed);
+        let task_data = task.generate(&streams);
+        let device_data = engine.upload(&task_data);
+        let net = suite.models[job.model].init_network(task, &streams)?;
+        Ok(GroupState {
+            key: (job.task, job.model, job.seed),
+            task_data,
+            device_data,
+            net,
+            trained_dense: None,
+        })
+    }
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Runs one job: prune, evaluate the untrained ticket, train, evaluate, record.
+pub fn run_job(
+    suite: &Suite,
+    job: &Job,
+    engine: &Engine,
+    group: &mut GroupState,
+    threads: usize,
+    progress: &mut dyn FnMut(String),
+) -> Result<JobRecord, JobError> {
+    let started_unix = now_unix();
+    let t0 = Instant::now();
+    let task = &suite.tasks[job.task];
+    let model = &suite.models[job.model];
+    let method = &suite.methods[job.method];
+    let streams = Streams::new(job.seed);
+
+    let mut ctx = PruneContext {
+        engine,
+        net: &group.net,
+        task: &group.task_data,
+        data: &group.device_data,
+        recipe: &suite.train,
+        streams: &streams,
+        trained_dense: &mut group.trained_dense,
+        progress,
+    };
+    let outcome = method.pruner.prune(&mut ctx, job.density)?;
+    let progress = ctx.progress;
+    let prune_s = t0.elapsed().as_secs_f64();
+
+    let total = group.net.num_prunable();
+    let expected = target_count(job.density, total)?;
+    let mask = outcome.mask;
+    mask.check_shapes(&group.net.shapes())?;
+    if mask.kept() != expected {
+        return Err(JobError::WrongDensity {
+            method: method.label.clone(),
+            density: job.density.get(),
+            kept: mask.kept(),
+            expected,
+        });
+    }
+    let start = outcome.start.as_ref().unwrap_or(&group.net);
+    let untrained = engine.evaluate(start, &mask, &group.device_data)?;
+
+    let t1 = Instant::now();
+    let epochs = suite.train.epochs;
+    let trained = engine.train(
+        start,
+        &mask,
+        &group.device_data,
+        &suite.train,
+        &streams,
+        &mut |e| {
+            progress(format!(
+                "train epoch {}/{epochs} loss {:.4}",
+                e.epoch, e.train_loss
+            ))
+        },
+    )?;
+    check_mask_enforced(&trained.net, &mask)?;
+    let evaluation: Option<Evaluation> = if trained.diverged.is_none() {
+        Some(engine.evaluate(&trained.net, &mask, &group.device_data)?)
+    } else {
+        None
+    };
+    let train_s = t1.elapsed().as_secs_f64();
+
+    let output = task.task.output();
+    Ok(JobRecord {
+        suite: suite.name.clone(),
+        task: task.task.name().to_string(),
+        task_label: task.label.clone(),
+        task_params: task.task.params(),
+        task_kind: match output {
+            OutputKind::Classes(_) => "classification".into(),
+            OutputKind::Regression(_) => "regression".into(),
+        },
+        model: model.label(),
+        widths: group.net.widths(),
+        init: model.init.name().to_string(),
+        method: method.pruner.info().name.to_string(),
+        method_label: method.label.clone(),
+        method_params: method.pruner.params(),
+        ratio_rule: method.pruner.ratio_rule(),
+        check: None,
+        density: job.density.get(),
+        seed: job.seed,
+        device: job.device.to_string(),
+        settings_hash: job.settings_hash.clone(),
+        status: if trained.diverged.is_some() {
+            Status::Diverged
+        } else {
+            Status::Ok
+        },
+        metrics: Metrics {
+            test_acc: evaluation.and_then(|e| e.accuracy),
+            test_loss: evaluation.map(|e| e.loss),
+            train_loss: trained.epoch_losses.last().copied(),
+            untrained_test_acc: untrained.accuracy,
+            untrained_test_loss: untrained.loss,
+            diverged: trained.diverged,
+        },
+        kept: mask.kept(),
+        total,
+        layer_densities: mask.layer_densities(),
+        train: suite.train.clone(),
+        timing: Timing {
+            prune_s,
+            train_s,
+            total_s: t0.elapsed().as_secs_f64(),
+        },
+        version: crate::VERSION.to_string(),
+        provenance: Provenance {
+            backend: job.device.backend().to_string(),
+            threads,
+            started_unix,
+            finished_unix: now_unix(),
+        },
+    })
+}
+
+/// Every pruned weight must still be exactly zero after training.
+fn check_mask_enforced(net: &Network, mask: &Mask) -> Result<(), JobError> {
+    for (l, (layer, keep)) in net.layers.iter().zip(mask.layers()).enumerate() {
+        let count = layer
+            .weight
+            .iter()
+            .zip(keep)
+            .filter(|&(&w, &k)| !k && w != 0.0)
+            .count();
+        if count > 0 {
+            return Err(JobError::MaskViolated { layer: l, count });
+        }
+    }
+    Ok(())
+}

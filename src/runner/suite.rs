@@ -1,0 +1,529 @@
+//! Suite files (YAML): parsing and validation with file/line/column errors.
+//!
+//! ```yaml
+//! name: smoke                      # optional; default: the file stem
+//! tasks: [circle, {name: relu, noise_std: 0.02}]
+//! models:                          # optional; default: one MLP with hidden [100, 100, 100]
+//!   - {hidden: [100, 100, 100], init: kaiming-normal, bias: true}
+//! methods: [dense, random, {name: random, rule: erk}, magnitude, snip, synflow]
+//! densities: [0.5, 0.1]
+//! seeds: 3                         # or a list: [0, 1, 2]
+//! train: {optimizer: adam, lr: 0.001, epochs: 10, batch_size: 32}
+//! device: cpu                      # cpu | ndarray | cuda[:N]; --device overrides
+//! ```
+
+use crate::device::DeviceSpec;
+use crate::methods::{self, Pruner};
+use crate::train::TrainRecipe;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::{Location, Spanned};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+use ticketbench_core::{CoreError, Density, InitScheme, Network, target_count};
+use ticketbench_planted::tasks::{self as task_registry, Task};
+
+/// A suite file that could not be loaded. Displayed as `path:line:column: message`.
+#[derive(Debug, Error)]
+pub enum SuiteError {
+    #[error("cannot read suite file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+}
+
+/// A task, method or model entry: a bare name or a map with `name` and parameters.
+#[derive(Debug, Clone, PartialEq)]
+struct NamedSpec {
+    name: String,
+    params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'de> Deserialize<'de> for NamedSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NamedVisitor;
+        impl<'de> Visitor<'de> for NamedVisitor {
+            type Value = NamedSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a name, or a map with a `name` key and parameters")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NamedSpec, E> {
+                Ok(NamedSpec {
+                    name: v.to_string(),
+                    params: Default::default(),
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NamedSpec, A::Error> {
+                let mut params = serde_json::Map::new();
+                let mut name = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "name" {
+                        name = Some(map.next_value::<String>()?);
+                    } else {
+                        let value = map.next_value::<serde_json::Value>()?;
+                        if params.insert(key.clone(), value).is_some() {
+                            return Err(de::Error::custom(format!("duplicate key `{key}`")));
+                        }
+                    }
+                }
+                let name = name.ok_or_else(|| de::Error::missing_field("name"))?;
+                Ok(NamedSpec { name, params })
+            }
+        }
+        deserializer.deserialize_any(NamedVisitor)
+    }
+}
+
+/// `seeds: 3` (seeds 0, 1, 2) or `seeds: [0, 5, 9]`.
+#[derive(Debug, Clone, PartialEq)]
+struct SeedsSpec(Vec<u64>);
+
+impl<'de> Deserialize<'de> for SeedsSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SeedsVisitor;
+        impl<'de> Visitor<'de> for SeedsVisitor {
+            type Value = SeedsSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of seeds (e.g. 5) or a list of non-negative integer seeds")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<SeedsSpec, E> {
+                Ok(SeedsSpec((0..n).collect()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<SeedsSpec, E> {
+                u64::try_from(n)
+                    .map(|n| SeedsSpec((0..n).collect()))
+                    .map_err(|_| {
+                        E::custom(format!(
+                            "seeds {n} is negative; give a count ≥ 1 or a list of seeds ≥ 0"
+                        ))
+                    })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SeedsSpec, A::Error> {
+                let mut seeds = Vec::new();
+                while let Some(s) = seq.next_element::<u64>()? {
+                    seeds.push(s);
+                }
+                Ok(SeedsSpec(seeds))
+            }
+        }
+        deserializer.deserialize_any(SeedsVisitor)
+    }
+}
+
+fn default_init() -> InitScheme {
+    InitScheme::KaimingNormal
+}
+
+fn default_bias() -> bool {
+    true
+}
+
+/// A model entry: hidden widths of an MLP whose input/output widths come from the task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Display name; default `mlp-<hidden widths joined by x>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub hidden: Vec<usize>,
+    #[serde(default = "default_init")]
+    pub init: InitScheme,
+    #[serde(default = "default_bias")]
+    pub bias: bool,
+}
+
+impl ModelSpec {
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let h: Vec<String> = self.hidden.iter().map(|w| w.to_string()).collect();
+            if h.is_empty() {
+                "linear".into()
+            } else {
+                format!("mlp-{}", h.join("x"))
+            }
+        })
+    }
+
+    /// Full widths for a task: `[inputs, hidden…, outputs]`.
+    pub fn widths(&self, task: &dyn Task) -> Vec<usize> {
+        let mut w = vec![task.input_dim()];
+        w.extend(&self.hidden);
+        w.push(task.output().dim());
+        w
+    }
+
+    /// θ_0 for a task and seed.
+    pub fn init_network(
+        &self,
+        task: &dyn Task,
+        streams: &ticketbench_core::Streams,
+    ) -> Result<Network, CoreError> {
+        Network::mlp(&self.widths(task), self.bias, self.init, streams)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    tasks: Spanned<Vec<Spanned<NamedSpec>>>,
+    #[serde(default)]
+    models: Option<Spanned<Vec<Spanned<ModelSpec>>>>,
+    methods: Spanned<Vec<Spanned<NamedSpec>>>,
+    densities: Spanned<Vec<Spanned<f64>>>,
+    seeds: Spanned<SeedsSpec>,
+    #[serde(default)]
+    train: Option<Spanned<TrainRecipe>>,
+    #[serde(default)]
+    device: Option<Spanned<String>>,
+}
+
+/// A task of a suite, built and validated.
+pub struct SuiteTask {
+    pub label: String,
+    pub task: Arc<dyn Task>,
+}
+
+/// A method of a suite, built and validated.
+pub struct SuiteMethod {
+    pub label: String,
+    pub pruner: Arc<dyn Pruner>,
+}
+
+/// A validated suite: every name resolved, every parameter checked.
+pub struct Suite {
+    pub name: String,
+    pub description: Option<String>,
+    pub path: PathBuf,
+    pub tasks: Vec<SuiteTask>,
+    pub models: Vec<ModelSpec>,
+    pub methods: Vec<SuiteMethod>,
+    pub densities: Vec<Density>,
+    pub seeds: Vec<u64>,
+    pub train: TrainRecipe,
+    pub device: DeviceSpec,
+}
+
+/// Label of a registry entry: its name, plus `[k=v, …]` for parameters that differ from the
+/// defaults (so `random` and `random[rule=erk]` are separate rows of a table).
+fn label(name: &str, params: &serde_json::Value, defaults: &serde_json::Value) -> String {
+    let (Some(p), Some(d)) = (params.as_object(), defaults.as_object()) else {
+        return name.to_string();
+    };
+    let changed: Vec<String> = p
+        .iter()
+        .filter(|(k, v)| d.get(*k) != Some(v))
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_string)
+            )
+        })
+        .collect();
+    if changed.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}[{}]", changed.join(","))
+    }
+}
+
+/// A serde-saphyr error as `path:line:column: message`, followed by its source snippet.
+fn syntax_error(e: &serde_saphyr::Error, path: &Path) -> SuiteError {
+    let rendered = e
+        .to_string()
+        .replace("<input>", &path.display().to_string());
+    let rendered = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+    match e.location() {
+        Some(loc) => {
+            let prefix = format!("line {} column {}: ", loc.line(), loc.column());
+            let message = rendered
+                .strip_prefix(&prefix)
+                .unwrap_or(rendered)
+                .to_string();
+            SuiteError::Invalid {
+                path: path.to_path_buf(),
+                line: loc.line(),
+                column: loc.column(),
+                message,
+            }
+        }
+        None => SuiteError::Syntax {
+            path: path.to_path_buf(),
+            message: rendered.to_string(),
+        },
+    }
+}
+
+impl Suite {
+    /// Reads and validates a suite file.
+    pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Suite::parse(&text, path)
+    }
+
+    /// Parses suite YAML; `path` names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
+        let file: SuiteFile = serde_saphyr::from_str(text).map_err(|e| syntax_error(&e, path))?;
+        let at = |loc: &Location, message: String| SuiteError::Invalid {
+            path: path.to_path_buf(),
+            line: loc.line(),
+            column: loc.column(),
+            message,
+        };
+        let nonempty = |list_len: usize, loc: &Location, key: &str, hint: &str| {
+            if list_len == 0 {
+                Err(at(loc, format!("`{key}` is empty; {hint}")))
+            } else {
+                Ok(())
+            }
+        };
+
+        nonempty(
+            file.tasks.value.len(),
+            &file.tasks.referenced,
+            "tasks",
+            &format!(
+                "list at least one of: {}",
+                task_registry::task_names().join(", ")
+            ),
+        )?;
+        let mut tasks = Vec::new();
+        for spec in &file.tasks.value {
+            let task = task_registry::build(&spec.value.name, &spec.value.params)
+                .map_err(|e| at(&spec.referenced, e.to_string()))?;
+            let defaults = task_registry::build(&spec.value.name, &Default::default())
+                .map_err(|e| at(&spec.referenced, e.to_string()))?;
+            let label = label(task.name(), &task.params(), &defaults.params());
+            if tasks.iter().any(|t: &SuiteTask| t.label == label) {
+                return Err(at(
+                    &spec.referenced,
+                    format!("task `{label}` is listed twice"),
+                ));
+            }
+            tasks.push(SuiteTask {
+                label,
+                task: Arc::from(task),
+            });
+        }
+
+        let models = match file.models {
+            None => vec![ModelSpec {
+                name: None,
+                hidden: vec![100, 100, 100],
+                init: default_init(),
+                bias: true,
+            }],
+            Some(list) => {
+                nonempty(
+                    list.value.len(),
+                    &list.referenced,
+                    "models",
+                    "give at least one model, e.g. `- {hidden: [100, 100]}`, or omit the key",
+                )?;
+                let mut models: Vec<ModelSpec> = Vec::new();
+                for m in list.value {
+                    if m.value.hidden.contains(&0) {
+                        return Err(at(
+                            &m.referenced,
+                            format!(
+                                "hidden widths {:?} contain 0; every layer needs at least one unit",
+                                m.value.hidden
+                            ),
+                        ));
+                    }
+                    if models.iter().any(|o| o.label() == m.value.label()) {
+                        return Err(at(
+                            &m.referenced,
+                            format!(
+                                "model `{}` is listed twice; give one a `name`",
+                                m.value.label()
+                            ),
+                        ));
+                    }
+                    models.push(m.value);
+                }
+                models
+            }
+        };
+
+        nonempty(
+            file.methods.value.len(),
+            &file.methods.referenced,
+            "methods",
+            &format!(
+                "list at least one of: {}",
+                methods::method_names().join(", ")
+            ),
+        )?;
+        let mut suite_methods = Vec::new();
+        for spec in &file.methods.value {
+            let pruner = methods::build(&spec.value.name, &spec.value.params)
+                .map_err(|e| at(&spec.referenced, e.to_string()))?;
+            let defaults = methods::build(&spec.value.name, &Default::default())
+                .map_err(|e| at(&spec.referenced, e.to_string()))?;
+            let label = label(pruner.info().name, &pruner.params(), &defaults.params());
+            if suite_methods.iter().any(|m: &SuiteMethod| m.label == label) {
+                return Err(at(
+                    &spec.referenced,
+                    format!("method `{label}` is listed twice"),
+                ));
+            }
+            suite_methods.push(SuiteMethod {
+                label,
+                pruner: Arc::from(pruner),
+            });
+        }
+
+        nonempty(
+            file.densities.value.len(),
+            &file.densities.referenced,
+            "densities",
+            "list densities in (0, 1], e.g. [0.5, 0.1, 0.01]",
+        )?;
+        let mut densities: Vec<Density> = Vec::new();
+        for d in &file.densities.value {
+            let density = Density::new(d.value).map_err(|e| at(&d.referenced, e.to_string()))?;
+            if densities.contains(&density) {
+                return Err(at(
+                    &d.referenced,
+                    format!("density {} is listed twice", d.value),
+                ));
+            }
+            densities.push(density);
+        }
+
+        // Every density must keep at least one weight of every (task, model) network.
+        for d in &file.densities.value {
+            let density = Density::new(d.value).expect("checked above");
+            for t in &tasks {
+                for m in &models {
+                    let shapes = Network::mlp_shapes(&m.widths(t.task.as_ref()))
+                        .map_err(|e| at(&d.referenced, e.to_string()))?;
+                    let total = shapes.iter().map(|s| s.len()).sum();
+                    target_count(density, total).map_err(|e| {
+                        at(
+                            &d.referenced,
+                            format!("task {} with model {}: {e}", t.label, m.label()),
+                        )
+                    })?;
+                }
+            }
+        }
+
+        let seeds = file.seeds.value.0;
+        nonempty(
+            seeds.len(),
+            &file.seeds.referenced,
+            "seeds",
+            "give a count (e.g. `seeds: 3`) or a list of seeds",
+        )?;
+        if seeds.iter().collect::<BTreeSet<_>>().len() != seeds.len() {
+            return Err(at(
+                &file.seeds.referenced,
+                format!("seeds {seeds:?} contain a duplicate"),
+            ));
+        }
+
+        let train = match file.train {
+            None => TrainRecipe::default(),
+            Some(t) => {
+                t.value
+                    .validate()
+                    .map_err(|e| at(&t.referenced, format!("train: {e}")))?;
+                t.value
+            }
+        };
+
+        let device = match file.device {
+            None => DeviceSpec::Cpu,
+            Some(d) => d
+                .value
+                .parse()
+                .map_err(|e: crate::device::DeviceError| at(&d.referenced, e.to_string()))?,
+        };
+
+        let name = file.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map_or("suite".into(), |s| s.to_string_lossy().into_owned())
+        });
+        Ok(Suite {
+            name,
+            description: file.description,
+            path: path.to_path_buf(),
+            tasks,
+            models,
+            methods: suite_methods,
+            densities,
+            seeds,
+            train,
+            device,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Suite, SuiteError> {
+        Suite::parse(text, Path::new("test.yaml"))
+    }
+
+    const GOOD: &str = "tasks: [circle, {name: relu, noise_std: 0.02}]\nmethods: [dense, random, {name: random, rule: erk}, snip]\ndensities: [0.5, 0.1]\nseeds: 2\n";
+
+    #[test]
+    fn parses_names_params_and_defaults() {
+        let s = parse(GOOD).unwrap();
+        assert_eq!(s.name, "test");
+        let labels: Vec<&str> = s.tasks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, vec!["circle", "relu[noise_std=0.02]"]);
+        let labels: Vec<&str> = s.methods.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(labels, vec!["dense", "random", "random[rule=erk]", "snip"]);
+        assert_eq!(s.seeds, vec![0, 1]);
+        assert_eq!(s.models[0].label(), "mlp-100x100x100");
+        assert_eq!(s.train, TrainRecipe::default());
+        assert_eq!(s.device, DeviceSpec::Cpu);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_valid_values() {
+        let e = parse("tasks: [circle]\nmethods: [dense, snp]\ndensities: [0.5]\nseeds: 1\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("test.yaml:2:"), "{e}");
+        assert!(
+            e.contains("unknown method `snp`") && e.contains("synflow"),
+            "{e}"
+        );
+        let e = parse("tasks: [circle]\nmethods: [dense]\ndensities: [0.5, 1.5]\nseeds: 1\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("test.yaml:3:") && e.contains("1.5"), "{e}");
+        let e = parse("tasks: [circle]\nmethods: [dense]\ndensities: [0.5]\nseeds: [1, 1]\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("duplicate"), "{e}");
+    }
+}

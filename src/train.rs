@@ -1,0 +1,253 @@
+//! Training and evaluation loops for masked networks.
+//!
+//! Mini-batch SGD (optionally with momentum and weight decay) or Adam, cross-entropy or MSE,
+//! data order from the named stream `train/shuffle` (shared by every method at one seed, so
+//! comparisons are paired). Every step checks that every parameter got a gradient and that
+//! the loss is finite; a NaN/inf loss stops training and is reported as a divergence.
+
+use crate::engine::{DeviceData, DeviceSplit, DeviceTargets, Engine, EngineError, loss};
+use crate::model::MaskedMlp;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+use burn::prelude::{Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use ticketbench_core::{Mask, Network, Streams, sample_index};
+use ticketbench_planted::OutputKind;
+
+/// Optimiser family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// SGD, optional heavy-ball momentum (PyTorch semantics: no dampening) and L2 weight decay.
+    Sgd,
+    /// Adam (Kingma & Ba 2015) with PyTorch's defaults β = (0.9, 0.999), ε = 1e-8.
+    Adam,
+}
+
+/// How a ticket is trained. Defaults are Plant 'n' Seek's (planting.md §4.5): Adam,
+/// lr 1e-3, batch 32, 10 epochs, no weight decay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainRecipe {
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    /// SGD momentum (0 = plain SGD). Rejected for Adam.
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+}
+
+impl Default for TrainRecipe {
+    fn default() -> Self {
+        TrainRecipe {
+            optimizer: Optimizer::Adam,
+            lr: 1e-3,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            epochs: 10,
+            batch_size: 32,
+        }
+    }
+}
+
+impl TrainRecipe {
+    /// Checks ranges; the message names the field and the valid range.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("lr {} must be a positive number", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!("momentum {} must be in [0, 1)", self.momentum));
+        }
+        if self.optimizer == Optimizer::Adam && self.momentum != 0.0 {
+            return Err("momentum applies to optimizer sgd only; Adam uses its own β".into());
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!("weight_decay {} must be ≥ 0", self.weight_decay));
+        }
+        if self.batch_size == 0 {
+            return Err("batch_size must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn optimizer(&self) -> burn::optim::ModuleOptimizer {
+        let decay =
+            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        match self.optimizer {
+            Optimizer::Sgd => SgdConfig::new()
+                .with_momentum((self.momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(self.momentum)
+                        .with_dampening(0.0)
+                }))
+                .with_weight_decay(decay)
+                .init(),
+            Optimizer::Adam => AdamConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(decay)
+                .init(),
+        }
+    }
+}
+
+/// Where a run blew up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// Optimiser step (0-based, counted over all epochs) whose loss was not finite.
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+}
+
+/// Result of [`Engine::train`].
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// Trained weights (pruned entries exactly 0.0).
+    pub net: Network,
+    /// Mean training loss of each finished epoch.
+    pub epoch_losses: Vec<f64>,
+    pub steps: usize,
+    pub diverged: Option<Divergence>,
+}
+
+/// Test-split metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Mean loss (cross-entropy or MSE).
+    pub loss: f64,
+    /// Fraction correct (classification only).
+    pub accuracy: Option<f64>,
+}
+
+/// Progress of a training run, reported after every epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub train_loss: f64,
+}
+
+impl Engine {
+    /// Trains `net` under `mask` with `recipe` on `data`'s training split.
+    pub fn train(
+        &self,
+        net: &Network,
+        mask: &Mask,
+        data: &DeviceData,
+        recipe: &TrainRecipe,
+        streams: &Streams,
+        on_epoch: &mut dyn FnMut(EpochReport),
+    ) -> Result<TrainOutcome, EngineError> {
+        recipe.validate().map_err(EngineError::Recipe)?;
+        Engine::check_shapes(net, data.input_dim, data.output)?;
+        let mut model = MaskedMlp::from_host(net, mask, self.device())?;
+        let expected = model.num_params();
+        let mut optim = recipe.optimizer();
+        let mut order_rng = streams.stream("train/shuffle");
+        let n = data.train.len;
+        let mut order: Vec<usize> = (0..n).collect();
+        let (mut step, mut epoch_losses, mut diverged) = (0usize, Vec::new(), None);
+        'epochs: for epoch in 0..recipe.epochs {
+            for i in (1..n).rev() {
+                order.swap(i, sample_index(&mut order_rng, i + 1));
+            }
+            let mut loss_sum = 0.0f64;
+            for chunk in order.chunks(recipe.batch_size) {
+                let idx: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
+                let idx: Tensor<1, Int> =
+                    Tensor::from_data(TensorData::new(idx, [chunk.len()]), self.device());
+                let (x, y) = batch(&data.train, idx);
+                let batch_loss = loss(data.output, model.forward(x), &y);
+                let value = batch_loss.clone().into_scalar::<f32>() as f64;
+                if !value.is_finite() {
+                    diverged = Some(Divergence {
+                        step,
+                        epoch,
+                        loss: value,
+                    });
+                    break 'epochs;
+                }
+                loss_sum += value * chunk.len() as f64;
+                let grads = GradientsParams::from_grads(batch_loss.backward(), &model);
+                if grads.len() != expected {
+                    return Err(EngineError::MissingGradients {
+                        step,
+                        expected,
+                        got: grads.len(),
+                    });
+                }
+                model = optim.step(recipe.lr, model, grads);
+                step += 1;
+            }
+            let train_loss = loss_sum / n.max(1) as f64;
+            epoch_losses.push(train_loss);
+            on_epoch(EpochReport {
+                epoch: epoch + 1,
+                epochs: recipe.epochs,
+                train_loss,
+            });
+        }
+        Ok(TrainOutcome {
+            net: model.to_host(net),
+            epoch_losses,
+            steps: step,
+            diverged,
+        })
+    }
+
+    /// Loss and accuracy of the masked network on the test split.
+    pub fn evaluate(
+        &self,
+        net: &Network,
+        mask: &Mask,
+        data: &DeviceData,
+    ) -> Result<Evaluation, EngineError> {
+        Engine::check_shapes(net, data.input_dim, data.output)?;
+        let model = MaskedMlp::from_host(net, mask, self.device())?;
+        Ok(evaluate_split(&model, &data.test, data.output))
+    }
+}
+
+/// The rows `idx` of a split.
+fn batch(split: &DeviceSplit, idx: Tensor<1, Int>) -> (Tensor<2>, DeviceTargets) {
+    let x = split.x.clone().select(0, idx.clone());
+    let y = match &split.y {
+        DeviceTargets::Classes(y) => DeviceTargets::Classes(y.clone().select(0, idx)),
+        DeviceTargets::Values(y) => DeviceTargets::Values(y.clone().select(0, idx)),
+    };
+    (x, y)
+}
+
+/// Evaluates in chunks so large test sets never build one huge activation.
+const EVAL_CHUNK: usize = 4096;
+
+fn evaluate_split(model: &MaskedMlp, split: &DeviceSplit, output: OutputKind) -> Evaluation {
+    let (mut loss_sum, mut correct) = (0.0f64, 0i64);
+    let device = split.x.device();
+    for start in (0..split.len).step_by(EVAL_CHUNK) {
+        let end = (start + EVAL_CHUNK).min(split.len);
+        let idx: Vec<i64> = (start as i64..end as i64).collect();
+        let idx: Tensor<1, Int> = Tensor::from_data(TensorData::new(idx, [end - start]), &device);
+        let (x, y) = batch(split, idx);
+        let pred = model.forward(x).detach();
+        if let DeviceTargets::Classes(labels) = &y {
+            let hits = pred
+                .clone()
+                .argmax(1)
+                .squeeze_dim::<1>(1)
+                .equal(labels.clone())
+                .int()
+                .sum();
+            correct += hits.into_scalar::<i64>();
+        }
+        loss_sum += loss(output, pred, &y).into_scalar::<f32>() as f64 * (end - start) as f64;
+    }
+    let n = split.len.max(1) as f64;
+    Evaluation {
+        loss: loss_sum / n,
+        accuracy: matches!(output, OutputKind::Classes(_)).then(|| correct as f64 / n),
+    }
+}

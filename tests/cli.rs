@@ -1,0 +1,350 @@
+//! End to end through the binary: run, resume, determinism, report, list, ratios, prune.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ticketbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ticketbench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn tiny() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/tiny.yaml")
+        .display()
+        .to_string()
+}
+
+/// Records of a results file, without the fields that legitimately differ between runs.
+fn records(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("timing");
+            o.remove("provenance");
+            v
+        })
+        .collect()
+}
+
+fn run_tiny(out: &Path) -> String {
+    ok(ticketbench(&[
+        "run",
+        &tiny(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]))
+}
+
+/// 2 tasks × 2 seeds × (dense once + 5 methods × 2 densities).
+const TINY_JOBS: usize = 2 * 2 * (1 + 5 * 2);
+
+#[test]
+fn run_is_deterministic_resumable_and_reported() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let stdout = run_tiny(a.path());
+    run_tiny(b.path());
+
+    let ra = records(a.path());
+    assert_eq!(ra.len(), TINY_JOBS);
+    assert_eq!(
+        ra,
+        records(b.path()),
+        "same suite and seeds must give identical results"
+    );
+
+    // Result fields the issue names.
+    let first = &ra[0];
+    for key in [
+        "suite",
+        "task",
+        "model",
+        "method",
+        "ratio_rule",
+        "density",
+        "seed",
+        "device",
+        "settings_hash",
+        "metrics",
+        "layer_densities",
+        "version",
+    ] {
+        assert!(first.get(key).is_some(), "missing field {key}");
+    }
+    for r in &ra {
+        let kept = r["kept"].as_f64().unwrap();
+        let total = r["total"].as_f64().unwrap();
+        let d = r["density"].as_f64().unwrap();
+        assert_eq!(kept, (d * total + 0.5).floor(), "{r}");
+        assert_eq!(r["status"], "ok");
+        let m = &r["metrics"];
+        match r["task"].as_str().unwrap() {
+            "circle" => assert!(m["test_acc"].as_f64().unwrap() > 0.0),
+            _ => assert!(m["test_loss"].as_f64().unwrap().is_finite()),
+        }
+    }
+    let hashes: std::collections::HashSet<&str> = ra
+        .iter()
+        .map(|r| r["settings_hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hashes.len(),
+        TINY_JOBS,
+        "settings hashes must be unique per job"
+    );
+
+    // The report: printed and written, one table per task, best per column in bold.
+    let report = std::fs::read_to_string(a.path().join("report.md")).unwrap();
+    assert_eq!(stdout.trim(), report.trim());
+    assert!(
+        report.contains("## circle[samples=600] · mlp-16x16 · cpu")
+            && report.contains("## relu[samples=600] · mlp-16x16 · cpu"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| method ")
+            && report.contains("**")
+            && report.contains("synflow[rounds=20]"),
+        "{report}"
+    );
+
+    // Rerunning skips every recorded job and appends nothing.
+    let before = std::fs::read_to_string(a.path().join("results.jsonl")).unwrap();
+    let out = ticketbench(&["run", &tiny(), "--out", a.path().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!(
+        "{TINY_JOBS} jobs, 0 run, {TINY_JOBS} already recorded"
+    )));
+    assert_eq!(
+        before,
+        std::fs::read_to_string(a.path().join("results.jsonl")).unwrap()
+    );
+}
+
+#[test]
+fn a_truncated_last_line_is_skipped_and_its_job_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    run_tiny(dir.path());
+    let path = dir.path().join("results.jsonl");
+    let full = std::fs::read_to_string(&path).unwrap();
+    // Simulate a kill in the middle of writing the last record.
+    let cut = full.trim_end().rfind('\n').unwrap() + 1 + 40;
+    std::fs::write(&path, &full[..cut]).unwrap();
+
+    let out = ticketbench(&[
+        "run",
+        &tiny(),
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--quiet",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipped unreadable result line"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{TINY_JOBS} jobs, 1 run")),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let good = text
+        .lines()
+        .filter(|l| serde_json::from_str::<Value>(l).is_ok())
+        .count();
+    assert_eq!(good, TINY_JOBS);
+    assert_eq!(
+        text.lines().count(),
+        TINY_JOBS + 1,
+        "the fragment stays on its own line"
+    );
+}
+
+#[test]
+fn report_merges_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    run_tiny(dir.path());
+    let out = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // The same directory twice: records are deduplicated by settings hash.
+    let text = ok(ticketbench(&[
+        "report",
+        d,
+        d,
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert!(text.contains(&format!("{TINY_JOBS} results")), "{text}");
+    assert!(out.path().join("report.md").exists());
+}
+
+#[test]
+fn list_json_names_every_method_with_a_citation() {
+    let v: Value = serde_json::from_str(&ok(ticketbench(&["list", "--json"]))).unwrap();
+    let names: Vec<&str> = v["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["dense", "random", "magnitude", "snip", "synflow"]
+    );
+    for m in v["methods"].as_array().unwrap() {
+        assert!(
+            !m["citation"].as_str().unwrap().is_empty()
+                && m["family"].is_string()
+                && m["data"].is_string()
+        );
+    }
+    let rules: Vec<&str> = v["ratio_rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, vec!["uniform", "erk"]);
+    assert!(
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "circle" && t["inputs"] == 2)
+    );
+    assert!(!ok(ticketbench(&["list"])).is_empty());
+}
+
+#[test]
+fn ratios_json_matches_the_worked_numbers() {
+    let v: Value = serde_json::from_str(&ok(ticketbench(&[
+        "ratios",
+        "--rule",
+        "erk",
+        "--widths",
+        "784,300,100,10",
+        "--density",
+        "0.1",
+        "--json",
+    ])))
+    .unwrap();
+    let counts: Vec<u64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, vec![18714, 6906, 1000]);
+    assert!((v[0]["density"].as_f64().unwrap() - 0.079568).abs() < 1e-6);
+}
+
+fn load_ticket(dir: &Path) -> (Vec<u8>, PathBuf) {
+    let path = dir.join("ticket.safetensors");
+    (std::fs::read(&path).unwrap(), path)
+}
+
+#[test]
+fn prune_exports_safetensors_a_numpy_user_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    ok(ticketbench(&[
+        "prune",
+        "--method",
+        "synflow",
+        "--widths",
+        "784,300,100,10",
+        "--density",
+        "0.01",
+        "--seed",
+        "3",
+        "--export",
+        d,
+    ]));
+    let (bytes, _) = load_ticket(dir.path());
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut kept = 0usize;
+    for l in 0..3 {
+        let mask = st.tensor(&format!("layers.{l}.mask")).unwrap();
+        let weight = st.tensor(&format!("layers.{l}.weight")).unwrap();
+        assert_eq!(mask.shape(), weight.shape());
+        assert_eq!(weight.dtype(), safetensors::Dtype::F32);
+        let layer_kept = mask.data().iter().filter(|&&b| b == 1).count();
+        assert!(layer_kept > 0, "SynFlow emptied layer {l}");
+        kept += layer_kept;
+        assert!(st.tensor(&format!("layers.{l}.scores")).is_ok());
+    }
+    assert_eq!(st.tensor("layers.0.weight").unwrap().shape(), &[300, 784]);
+    assert_eq!(kept, 2662); // round_half_up(0.01 · 266200)
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("ticket.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["kept"], 2662);
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta: Value =
+        serde_json::from_str(&header.metadata().as_ref().unwrap()["ticketbench"]).unwrap();
+    assert_eq!(meta["method"], "synflow");
+
+    // Same seed, same bytes; a data-dependent method runs on the default Gaussian data.
+    let again = tempfile::tempdir().unwrap();
+    ok(ticketbench(&[
+        "prune",
+        "--method",
+        "synflow",
+        "--widths",
+        "784,300,100,10",
+        "--density",
+        "0.01",
+        "--seed",
+        "3",
+        "--export",
+        again.path().to_str().unwrap(),
+    ]));
+    assert!(
+        bytes == load_ticket(again.path()).0,
+        "same seed must give the same bytes"
+    );
+    let snip = tempfile::tempdir().unwrap();
+    ok(ticketbench(&[
+        "prune",
+        "--method",
+        "snip",
+        "--widths",
+        "20,8,3",
+        "--density",
+        "0.3",
+        "--export",
+        snip.path().to_str().unwrap(),
+    ]));
+    let rnd = tempfile::tempdir().unwrap();
+    ok(ticketbench(&[
+        "prune",
+        "--method",
+        "random",
+        "--param",
+        "rule=erk",
+        "--widths",
+        "20,8,3",
+        "--density",
+        "0.3",
+        "--export",
+        rnd.path().to_str().unwrap(),
+    ]));
+}
