@@ -99,7 +99,42 @@ pub struct Divergence {
     /// Optimiser step (0-based, counted over all epochs) whose loss was not finite.
     pub step: usize,
     pub epoch: usize,
+    /// The non-finite loss, written as `"NaN"`, `"inf"` or `"-inf"` (JSON has no such numbers).
+    #[serde(with = "nonfinite")]
     pub loss: f64,
+}
+
+/// Serde for an f64 that may be NaN or infinite: finite values as numbers, the others as
+/// strings, so a record always reads back (serde_json would write `null`).
+pub mod nonfinite {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v > 0.0 => s.serialize_str("inf"),
+            _ => s.serialize_str("-inf"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(de::Error::custom(format!("`{other}` is not a number"))),
+            },
+        }
+    }
 }
 
 /// Result of [`Engine::train`].

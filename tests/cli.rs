@@ -348,3 +348,20 @@ fn prune_exports_safetensors_a_numpy_user_can_read() {
         rnd.path().to_str().unwrap(),
     ]));
 }
+
+#[test]
+fn diverged_jobs_are_recorded_reported_and_not_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diverge.yaml");
+    let (suite, d) = (suite.to_str().unwrap(), dir.path().to_str().unwrap());
+    let report = ok(ticketbench(&["run", suite, "--out", d]));
+    let recs = records(dir.path());
+    assert_eq!(recs.len(), 4);
+    for r in &recs {
+        assert_eq!(r["status"], "diverged", "{r}");
+        assert!(r["metrics"]["diverged"]["step"].is_u64());
+    }
+    assert!(report.contains("diverged (2)"), "{report}");
+    let out = ticketbench(&["run", suite, "--out", d]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4 jobs, 0 run, 4 already recorded"));
+}

@@ -99,3 +99,41 @@ impl Pruner for Snip {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ticketbench_core::select::{Keep, top_k_global};
+    use ticketbench_core::{Layer, LayerShape};
+
+    #[test]
+    fn worked_example() {
+        // methods.md §1.4(e), shared net: θ = (a11, a12, a21, a22, b1, b2) = (1, −2, 3, 0.25, −1, 4),
+        // g = (−19, −57, 76, 228, −95, 71.25) → raw (19, 114, 228, 57, 95, 285), sum 798.
+        let net = Network::from_layers(vec![
+            Layer {
+                shape: LayerShape::dense(2, 2),
+                weight: vec![1.0, -2.0, 3.0, 0.25],
+                bias: None,
+            },
+            Layer {
+                shape: LayerShape::dense(2, 1),
+                weight: vec![-1.0, 4.0],
+                bias: None,
+            },
+        ])
+        .unwrap();
+        let g = vec![vec![-19.0, -57.0, 76.0, 228.0], vec![-95.0, 71.25]];
+        let s = snip_scores(&net, &g);
+        let want = [19.0, 114.0, 228.0, 57.0, 95.0, 285.0].map(|v| v / 798.0);
+        for (got, want) in s.layers.iter().flatten().zip(want) {
+            assert!((got - want).abs() < 1e-12);
+        }
+        // d = 0.5 keeps {b2, a21, a12}.
+        let m = top_k_global(&s, 3, None, Keep::Highest).unwrap();
+        assert_eq!(
+            m.layers(),
+            &[vec![false, true, true, false], vec![false, true]]
+        );
+    }
+}

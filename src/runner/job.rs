@@ -116,6 +116,7 @@ pub struct Metrics {
     pub train_loss: Option<f64>,
     /// Test metrics of the masked starting weights before training (the strong-ticket view).
     pub untrained_test_acc: Option<f64>,
+    #[serde(with = "crate::train::nonfinite")]
     pub untrained_test_loss: f64,
     pub diverged: Option<Divergence>,
 }
@@ -364,4 +365,35 @@ fn check_mask_enforced(net: &Network, mask: &Mask) -> Result<(), JobError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_metrics_survive_a_round_trip() {
+        let m = Metrics {
+            test_acc: None,
+            test_loss: None,
+            train_loss: Some(0.5),
+            untrained_test_acc: None,
+            untrained_test_loss: f64::INFINITY,
+            diverged: Some(Divergence {
+                step: 7,
+                epoch: 0,
+                loss: f64::NAN,
+            }),
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(
+            text.contains("\"loss\":\"NaN\"") && text.contains("\"untrained_test_loss\":\"inf\""),
+            "{text}"
+        );
+        let back: Metrics = serde_json::from_str(&text).unwrap();
+        assert!(back.diverged.unwrap().loss.is_nan());
+        assert_eq!(back.untrained_test_loss, f64::INFINITY);
+        let finite: Metrics = serde_json::from_str(&text.replace("\"inf\"", "0.25")).unwrap();
+        assert_eq!(finite.untrained_test_loss, 0.25);
+    }
 }
