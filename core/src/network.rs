@@ -148,6 +148,23 @@ impl Network {
         self.layers.iter().all(|l| l.bias.is_some())
     }
 
+    /// The shared worked network of methods.md §1, used by several methods' worked checks:
+    /// bias-free, `W1 = [[1, −2], [3, 0.25]]` (hidden 2 × in 2), `W2 = [[−1, 4]]`; parameter
+    /// order (a11, a12, a21, a22, b1, b2) = (1, −2, 3, 0.25, −1, 4).
+    pub fn methods_md_worked_example() -> Network {
+        let layer = |fan_in, fan_out, weight: Vec<f32>| Layer {
+            shape: LayerShape::dense(fan_in, fan_out),
+            weight,
+            bias: None,
+        };
+        Network {
+            layers: vec![
+                layer(2, 2, vec![1.0, -2.0, 3.0, 0.25]),
+                layer(2, 1, vec![-1.0, 4.0]),
+            ],
+        }
+    }
+
     /// Forward pass on the host in f64 (ReLU between layers, linear output) for one input.
     /// A reference for tests and small exact computations, not a training path.
     pub fn forward_f64(&self, input: &[f64]) -> Vec<f64> {
@@ -228,21 +245,9 @@ mod tests {
 
     #[test]
     fn forward_f64_matches_hand_computation() {
-        // methods.md shared net: W1 = [[1, −2], [3, 0.25]], W2 = [[−1, 4]], x = [1, 3].
-        // Linear forward gives h = [−5, 3.75]; with ReLU, h = [0, 3.75] and ŷ = 15.
-        let net = Network::from_layers(vec![
-            Layer {
-                shape: LayerShape::dense(2, 2),
-                weight: vec![1.0, -2.0, 3.0, 0.25],
-                bias: None,
-            },
-            Layer {
-                shape: LayerShape::dense(2, 1),
-                weight: vec![-1.0, 4.0],
-                bias: None,
-            },
-        ])
-        .unwrap();
+        // methods.md shared net, x = [1, 3]: linear forward gives h = [−5, 3.75]; with ReLU,
+        // h = [0, 3.75] and ŷ = 15.
+        let net = Network::methods_md_worked_example();
         assert_eq!(net.forward_f64(&[1.0, 3.0]), vec![15.0]);
     }
 }

@@ -3,8 +3,8 @@ use super::{
     to_value,
 };
 use serde::{Deserialize, Serialize};
-use ticketbench_core::select::{Keep, top_k_global};
-use ticketbench_core::{Density, Network, Scores, target_count};
+use ticketbench_core::select::Keep;
+use ticketbench_core::{Density, Network, Scores};
 
 /// One-shot global magnitude pruning (methods.md §1.2): score `S_i = |θ_i|`, keep the global
 /// top-k (OpenLTH `sparse_global`, ShrinkBench `GlobalMagWeight`).
@@ -78,9 +78,6 @@ impl Pruner for Magnitude {
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
     }
-    fn ratio_rule(&self) -> Option<String> {
-        Some("global".into())
-    }
     fn prune(
         &self,
         ctx: &mut PruneContext<'_>,
@@ -90,22 +87,20 @@ impl Pruner for Magnitude {
             When::Trained => ctx.dense_trained()?,
             When::Init => ctx.net.clone(),
         };
-        let scores = magnitude_scores(&scored);
-        let k = target_count(density, ctx.net.num_prunable())?;
-        let mask = top_k_global(&scores, k, None, Keep::Highest)?;
-        let start = (self.params.when == When::Trained && !self.params.rewind).then_some(scored);
-        Ok(PruneOutcome {
-            mask,
-            start,
-            scores: Some(scores),
-        })
+        let mut outcome =
+            PruneOutcome::global_top_k(magnitude_scores(&scored), density, Keep::Highest)?;
+        if self.params.when == When::Trained && !self.params.rewind {
+            outcome.start = Some(scored);
+        }
+        Ok(outcome)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ticketbench_core::{InitScheme, Streams};
+    use ticketbench_core::select::top_k_global;
+    use ticketbench_core::{InitScheme, Streams, target_count};
 
     #[test]
     fn global_magnitude_at_init_keeps_the_last_layer_densest() {

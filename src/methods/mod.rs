@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use ticketbench_baselines::RatioError;
-use ticketbench_core::{CoreError, Density, Mask, Network, Scores, Streams};
+use ticketbench_core::select::{Keep, top_k_global};
+use ticketbench_core::{CoreError, Density, Mask, Network, Scores, Streams, target_count};
 use ticketbench_planted::TaskData;
 
 /// Method parameters as written in a suite file (`{name: synflow, rounds: 50}`).
@@ -99,6 +100,20 @@ pub struct PruneOutcome {
     pub scores: Option<Scores>,
 }
 
+impl PruneOutcome {
+    /// One-shot global exact-k: keep the `round_half_up(d·N)` best-ranked entries of
+    /// `scores` (ties to the lower flat index), train from θ_0.
+    pub fn global_top_k(scores: Scores, density: Density, keep: Keep) -> Result<Self, MethodError> {
+        let k = target_count(density, scores.total())?;
+        let mask = top_k_global(&scores, k, None, keep)?;
+        Ok(PruneOutcome {
+            mask,
+            start: None,
+            scores: Some(scores),
+        })
+    }
+}
+
 /// Everything a method may use. Methods never touch burn directly: gradients and training
 /// go through the [`Engine`].
 pub struct PruneContext<'a> {
@@ -156,9 +171,11 @@ pub trait Pruner: Send + Sync {
     /// Every parameter, defaults included (hashed into each job's settings).
     fn params(&self) -> serde_json::Value;
 
-    /// How per-layer budgets are set: a ratio rule name, `global` for one global ranking,
-    /// `None` when the method does not prune.
-    fn ratio_rule(&self) -> Option<String>;
+    /// How per-layer budgets are set: a ratio rule name, `global` for one global ranking
+    /// (the default), `None` when the method does not prune.
+    fn ratio_rule(&self) -> Option<String> {
+        Some("global".into())
+    }
 
     /// A mask of exactly `round_half_up(density·N)` kept weights.
     fn prune(

@@ -4,8 +4,8 @@ use super::{
 };
 use serde::{Deserialize, Serialize};
 use ticketbench_baselines::{random_ticket, ratios};
-use ticketbench_core::select::{Keep, top_k_global};
-use ticketbench_core::{Density, Scores, sample_standard_normal, target_count};
+use ticketbench_core::select::Keep;
+use ticketbench_core::{Density, Scores, sample_standard_normal};
 
 /// Random pruning, the "weak random ticket" (methods.md §1.1).
 ///
@@ -82,13 +82,7 @@ impl Pruner for Random {
                     })
                     .collect(),
             };
-            let k = target_count(density, ctx.net.num_prunable())?;
-            let mask = top_k_global(&scores, k, None, Keep::Highest)?;
-            return Ok(PruneOutcome {
-                mask,
-                start: None,
-                scores: Some(scores),
-            });
+            return PruneOutcome::global_top_k(scores, density, Keep::Highest);
         }
         let counts = ratios::rule(&self.params.rule)?.counts(&shapes, density)?;
         let mask = random_ticket(&shapes, &counts, ctx.streams, "random");

@@ -3,8 +3,8 @@ use super::{
     to_value,
 };
 use serde::{Deserialize, Serialize};
-use ticketbench_core::select::{Keep, top_k_global};
-use ticketbench_core::{Density, Mask, Network, Scores, target_count};
+use ticketbench_core::select::Keep;
+use ticketbench_core::{Density, Mask, Network, Scores};
 
 /// SNIP, connection sensitivity (methods.md §1.4): with gates `c = 1` on every weight,
 /// `S_i = |∂L/∂c_i| = |g_i · θ_i|`, `g = ∇_θ L` on one scoring batch at θ_0; normalised
@@ -74,9 +74,6 @@ impl Pruner for Snip {
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
     }
-    fn ratio_rule(&self) -> Option<String> {
-        Some("global".into())
-    }
     fn prune(
         &self,
         ctx: &mut PruneContext<'_>,
@@ -89,14 +86,7 @@ impl Pruner for Snip {
         let grads = ctx
             .engine
             .loss_gradients(ctx.net, &dense, &batch, ctx.task.output)?;
-        let scores = snip_scores(ctx.net, &grads);
-        let k = target_count(density, ctx.net.num_prunable())?;
-        let mask = top_k_global(&scores, k, None, Keep::Highest)?;
-        Ok(PruneOutcome {
-            mask,
-            start: None,
-            scores: Some(scores),
-        })
+        PruneOutcome::global_top_k(snip_scores(ctx.net, &grads), density, Keep::Highest)
     }
 }
 
@@ -104,25 +94,12 @@ impl Pruner for Snip {
 mod tests {
     use super::*;
     use ticketbench_core::select::{Keep, top_k_global};
-    use ticketbench_core::{Layer, LayerShape};
 
     #[test]
     fn worked_example() {
         // methods.md §1.4(e), shared net: θ = (a11, a12, a21, a22, b1, b2) = (1, −2, 3, 0.25, −1, 4),
         // g = (−19, −57, 76, 228, −95, 71.25) → raw (19, 114, 228, 57, 95, 285), sum 798.
-        let net = Network::from_layers(vec![
-            Layer {
-                shape: LayerShape::dense(2, 2),
-                weight: vec![1.0, -2.0, 3.0, 0.25],
-                bias: None,
-            },
-            Layer {
-                shape: LayerShape::dense(2, 1),
-                weight: vec![-1.0, 4.0],
-                bias: None,
-            },
-        ])
-        .unwrap();
+        let net = Network::methods_md_worked_example();
         let g = vec![vec![-19.0, -57.0, 76.0, 228.0], vec![-95.0, 71.25]];
         let s = snip_scores(&net, &g);
         let want = [19.0, 114.0, 228.0, 57.0, 95.0, 285.0].map(|v| v / 798.0);

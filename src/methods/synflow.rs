@@ -126,9 +126,6 @@ impl Pruner for Synflow {
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
     }
-    fn ratio_rule(&self) -> Option<String> {
-        Some("global".into())
-    }
     fn prune(
         &self,
         ctx: &mut PruneContext<'_>,
@@ -162,28 +159,11 @@ impl Pruner for Synflow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ticketbench_core::{Layer, LayerShape};
-
-    fn shared_net() -> Network {
-        Network::from_layers(vec![
-            Layer {
-                shape: LayerShape::dense(2, 2),
-                weight: vec![1.0, -2.0, 3.0, 0.25],
-                bias: None,
-            },
-            Layer {
-                shape: LayerShape::dense(2, 1),
-                weight: vec![-1.0, 4.0],
-                bias: None,
-            },
-        ])
-        .unwrap()
-    }
 
     #[test]
     fn worked_example_and_conservation() {
         // methods.md §1.6(e): S(W1) = [[1, 2], [12, 1]], S(W2) = [3, 13], R = 16.
-        let net = shared_net();
+        let net = Network::methods_md_worked_example();
         let (s, r) = synflow_scores(&net, &Mask::dense(&net.shapes()));
         assert_eq!(s.layers, vec![vec![1.0, 2.0, 12.0, 1.0], vec![3.0, 13.0]]);
         assert_eq!(r, 16.0);
@@ -205,7 +185,7 @@ mod tests {
     #[test]
     fn neuron_rescaling_invariance() {
         // methods.md §1.6(e)(4): scale hidden unit 0's in-weights by α, out-weights by 1/α.
-        let net = shared_net();
+        let net = Network::methods_md_worked_example();
         let mut scaled = net.clone();
         let alpha = 4.0f32;
         scaled.layers[0].weight[0] *= alpha;
@@ -218,7 +198,7 @@ mod tests {
     #[test]
     fn dangling_weights_score_zero() {
         // Remove hidden unit 1's only outgoing edge: its incoming edges leave every path.
-        let net = shared_net();
+        let net = Network::methods_md_worked_example();
         let mask = Mask::from_layers(vec![vec![true; 4], vec![true, false]]);
         let (s, _) = synflow_scores(&net, &mask);
         assert_eq!(&s.layers[0][2..], &[0.0, 0.0]);
