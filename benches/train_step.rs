@@ -26,7 +26,7 @@ fn train_epoch(c: &mut Criterion) {
             "lenet-300-100",
             vec![784, 300, 100, 10],
             128,
-            serde_json::json!({"inputs": 784, "classes": 10, "samples": 2560}),
+            serde_json::json!({"inputs": 784, "classes": 10, "samples": 12800}),
         ),
     ];
     let mut group = c.benchmark_group("train_epoch");
