@@ -189,6 +189,15 @@ fn run(a: RunArgs) -> Result<(), CliError> {
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
+    if !a.quiet {
+        let about = suite.description.as_deref().unwrap_or("no description");
+        eprintln!(
+            "suite {} ({}): {}",
+            suite.name,
+            a.suite.display(),
+            about.trim()
+        );
+    }
     let opts = RunOptions {
         out: out.clone(),
         device: Some(device),

@@ -34,14 +34,6 @@ impl Mask {
         &self.layers[l]
     }
 
-    pub fn layer_mut(&mut self, l: usize) -> &mut [bool] {
-        &mut self.layers[l]
-    }
-
-    pub fn num_layers(&self) -> usize {
-        self.layers.len()
-    }
-
     /// Total number of entries N.
     pub fn total(&self) -> usize {
         self.layers.iter().map(Vec::len).sum()

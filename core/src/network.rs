@@ -50,13 +50,6 @@ pub struct Layer {
     pub bias: Option<Vec<f32>>,
 }
 
-impl Layer {
-    /// Weight `W[out, in]` of a dense layer.
-    pub fn weight_at(&self, out: usize, inp: usize) -> f32 {
-        self.weight[out * self.shape.fan_in() + inp]
-    }
-}
-
 /// A feed-forward network held on the host: the single source of truth for weights.
 ///
 /// Dense layers, ReLU between layers, linear output. Devices receive copies of these bytes,
@@ -142,10 +135,6 @@ impl Network {
     /// N: the number of prunable entries (weights only; biases are never pruned by default).
     pub fn num_prunable(&self) -> usize {
         self.layers.iter().map(|l| l.shape.len()).sum()
-    }
-
-    pub fn has_bias(&self) -> bool {
-        self.layers.iter().all(|l| l.bias.is_some())
     }
 
     /// The shared worked network of methods.md §1, used by several methods' worked checks:

@@ -210,7 +210,6 @@ pub struct SuiteMethod {
 pub struct Suite {
     pub name: String,
     pub description: Option<String>,
-    pub path: PathBuf,
     pub tasks: Vec<SuiteTask>,
     pub models: Vec<ModelSpec>,
     pub methods: Vec<SuiteMethod>,
@@ -468,7 +467,6 @@ impl Suite {
         Ok(Suite {
             name,
             description: file.description,
-            path: path.to_path_buf(),
             tasks,
             models,
             methods: suite_methods,
