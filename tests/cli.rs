@@ -261,11 +261,9 @@ fn load_ticket(dir: &Path) -> (Vec<u8>, PathBuf) {
     (std::fs::read(&path).unwrap(), path)
 }
 
-#[test]
-fn prune_exports_safetensors_a_numpy_user_can_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    ok(ticketbench(&[
+/// `prune` SynFlow on LeNet-300-100 at density 0.01, seed 3, into `dir`.
+fn prune_lenet_synflow(dir: &Path) {
+    let args = [
         "prune",
         "--method",
         "synflow",
@@ -275,9 +273,16 @@ fn prune_exports_safetensors_a_numpy_user_can_read() {
         "0.01",
         "--seed",
         "3",
-        "--export",
-        d,
-    ]));
+    ];
+    ok(ticketbench(
+        &[&args[..], &["--export", dir.to_str().unwrap()]].concat(),
+    ));
+}
+
+#[test]
+fn prune_exports_safetensors_a_numpy_user_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    prune_lenet_synflow(dir.path());
     let (bytes, _) = load_ticket(dir.path());
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut kept = 0usize;
@@ -304,19 +309,7 @@ fn prune_exports_safetensors_a_numpy_user_can_read() {
 
     // Same seed, same bytes; a data-dependent method runs on the default Gaussian data.
     let again = tempfile::tempdir().unwrap();
-    ok(ticketbench(&[
-        "prune",
-        "--method",
-        "synflow",
-        "--widths",
-        "784,300,100,10",
-        "--density",
-        "0.01",
-        "--seed",
-        "3",
-        "--export",
-        again.path().to_str().unwrap(),
-    ]));
+    prune_lenet_synflow(again.path());
     assert!(
         bytes == load_ticket(again.path()).0,
         "same seed must give the same bytes"

@@ -218,6 +218,21 @@ pub(crate) fn parse_params<P: DeserializeOwned>(
     })
 }
 
+/// Rejects a count parameter of 0 (`rounds`, `per_class`, …).
+pub(crate) fn at_least_one(
+    method: &'static str,
+    param: &str,
+    value: usize,
+) -> Result<(), MethodError> {
+    if value == 0 {
+        return Err(MethodError::InvalidParams {
+            method,
+            message: format!("{param} must be at least 1"),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn to_value<P: Serialize>(params: &P) -> serde_json::Value {
     serde_json::to_value(params).expect("parameter structs serialize")
 }

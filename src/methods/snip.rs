@@ -1,6 +1,6 @@
 use super::{
-    DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, parse_params,
-    to_value,
+    DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, at_least_one,
+    parse_params, to_value,
 };
 use serde::{Deserialize, Serialize};
 use ticketbench_core::select::Keep;
@@ -36,12 +36,7 @@ pub(super) const INFO: MethodInfo = MethodInfo {
     citation: "Lee, Ajanthan & Torr 2019, arXiv 1810.02340",
     build: |p| {
         let params: SnipParams = parse_params(INFO.name, p)?;
-        if params.per_class == 0 {
-            return Err(MethodError::InvalidParams {
-                method: INFO.name,
-                message: "per_class must be at least 1".into(),
-            });
-        }
+        at_least_one(INFO.name, "per_class", params.per_class)?;
         Ok(Box::new(Snip { params }))
     },
 };

@@ -1,6 +1,6 @@
 use super::{
-    DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, parse_params,
-    to_value,
+    DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, at_least_one,
+    parse_params, to_value,
 };
 use serde::{Deserialize, Serialize};
 use ticketbench_core::select::{Keep, top_k_global};
@@ -53,12 +53,7 @@ pub(super) const INFO: MethodInfo = MethodInfo {
     citation: "Tanaka, Kunin, Yamins & Ganguli 2020, arXiv 2006.05467",
     build: |p| {
         let params: SynflowParams = parse_params(INFO.name, p)?;
-        if params.rounds == 0 {
-            return Err(MethodError::InvalidParams {
-                method: INFO.name,
-                message: "rounds must be at least 1".into(),
-            });
-        }
+        at_least_one(INFO.name, "rounds", params.rounds)?;
         Ok(Box::new(Synflow { params }))
     },
 };

@@ -13,7 +13,7 @@
 //! ```
 
 use crate::device::DeviceSpec;
-use crate::methods::{self, Pruner};
+use crate::methods::{self, Params, Pruner};
 use crate::train::TrainRecipe;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ pub enum SuiteError {
 #[derive(Debug, Clone, PartialEq)]
 struct NamedSpec {
     name: String,
-    params: serde_json::Map<String, serde_json::Value>,
+    params: Params,
 }
 
 impl<'de> Deserialize<'de> for NamedSpec {
@@ -242,6 +242,45 @@ fn label(name: &str, params: &serde_json::Value, defaults: &serde_json::Value) -
     }
 }
 
+/// Builds the named entries of one list (`tasks`, `methods`) with their registry's `build`,
+/// labels each against its defaults and rejects an empty list or a duplicate label.
+/// `describe` gives an entry's registry name and full parameters.
+fn build_entries<T>(
+    list: &Spanned<Vec<Spanned<NamedSpec>>>,
+    kind: &str,
+    valid: &[&str],
+    build: impl Fn(&str, &Params) -> Result<T, String>,
+    describe: impl Fn(&T) -> (&'static str, serde_json::Value),
+    at: &impl Fn(&Location, String) -> SuiteError,
+) -> Result<Vec<(String, T)>, SuiteError> {
+    if list.value.is_empty() {
+        return Err(at(
+            &list.referenced,
+            format!(
+                "`{kind}s` is empty; list at least one of: {}",
+                valid.join(", ")
+            ),
+        ));
+    }
+    let mut built: Vec<(String, T)> = Vec::new();
+    for spec in &list.value {
+        let entry =
+            build(&spec.value.name, &spec.value.params).map_err(|e| at(&spec.referenced, e))?;
+        let defaults =
+            build(&spec.value.name, &Params::new()).map_err(|e| at(&spec.referenced, e))?;
+        let (name, params) = describe(&entry);
+        let label = label(name, &params, &describe(&defaults).1);
+        if built.iter().any(|(l, _)| *l == label) {
+            return Err(at(
+                &spec.referenced,
+                format!("{kind} `{label}` is listed twice"),
+            ));
+        }
+        built.push((label, entry));
+    }
+    Ok(built)
+}
+
 /// A serde-saphyr error as `path:line:column: message`, followed by its source snippet.
 fn syntax_error(e: &serde_saphyr::Error, path: &Path) -> SuiteError {
     let rendered = e
@@ -296,33 +335,20 @@ impl Suite {
             }
         };
 
-        nonempty(
-            file.tasks.value.len(),
-            &file.tasks.referenced,
-            "tasks",
-            &format!(
-                "list at least one of: {}",
-                task_registry::task_names().join(", ")
-            ),
-        )?;
-        let mut tasks = Vec::new();
-        for spec in &file.tasks.value {
-            let task = task_registry::build(&spec.value.name, &spec.value.params)
-                .map_err(|e| at(&spec.referenced, e.to_string()))?;
-            let defaults = task_registry::build(&spec.value.name, &Default::default())
-                .map_err(|e| at(&spec.referenced, e.to_string()))?;
-            let label = label(task.name(), &task.params(), &defaults.params());
-            if tasks.iter().any(|t: &SuiteTask| t.label == label) {
-                return Err(at(
-                    &spec.referenced,
-                    format!("task `{label}` is listed twice"),
-                ));
-            }
-            tasks.push(SuiteTask {
-                label,
-                task: Arc::from(task),
-            });
-        }
+        let tasks = build_entries(
+            &file.tasks,
+            "task",
+            &task_registry::task_names(),
+            |name, params| task_registry::build(name, params).map_err(|e| e.to_string()),
+            |task| (task.name(), task.params()),
+            &at,
+        )?
+        .into_iter()
+        .map(|(label, task)| SuiteTask {
+            label,
+            task: Arc::from(task),
+        })
+        .collect::<Vec<_>>();
 
         let models = match file.models {
             None => vec![ModelSpec {
@@ -364,33 +390,20 @@ impl Suite {
             }
         };
 
-        nonempty(
-            file.methods.value.len(),
-            &file.methods.referenced,
-            "methods",
-            &format!(
-                "list at least one of: {}",
-                methods::method_names().join(", ")
-            ),
-        )?;
-        let mut suite_methods = Vec::new();
-        for spec in &file.methods.value {
-            let pruner = methods::build(&spec.value.name, &spec.value.params)
-                .map_err(|e| at(&spec.referenced, e.to_string()))?;
-            let defaults = methods::build(&spec.value.name, &Default::default())
-                .map_err(|e| at(&spec.referenced, e.to_string()))?;
-            let label = label(pruner.info().name, &pruner.params(), &defaults.params());
-            if suite_methods.iter().any(|m: &SuiteMethod| m.label == label) {
-                return Err(at(
-                    &spec.referenced,
-                    format!("method `{label}` is listed twice"),
-                ));
-            }
-            suite_methods.push(SuiteMethod {
-                label,
-                pruner: Arc::from(pruner),
-            });
-        }
+        let suite_methods = build_entries(
+            &file.methods,
+            "method",
+            &methods::method_names(),
+            |name, params| methods::build(name, params).map_err(|e| e.to_string()),
+            |pruner| (pruner.info().name, pruner.params()),
+            &at,
+        )?
+        .into_iter()
+        .map(|(label, pruner)| SuiteMethod {
+            label,
+            pruner: Arc::from(pruner),
+        })
+        .collect();
 
         nonempty(
             file.densities.value.len(),
