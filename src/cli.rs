@@ -185,7 +185,8 @@ fn run(a: RunArgs) -> Result<(), CliError> {
         return Err(anyhow!("--threads must be at least 1")).bad_input();
     }
     let device = a.device.unwrap_or(suite.device);
-    Engine::new(device).bad_input()?; // a missing backend is a usage error, reported before any work
+    // A missing backend is a usage error, reported before any work.
+    let engine = Engine::new(device).bad_input()?;
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
@@ -200,11 +201,10 @@ fn run(a: RunArgs) -> Result<(), CliError> {
     }
     let opts = RunOptions {
         out: out.clone(),
-        device: Some(device),
         threads: a.threads,
         verbose: !a.quiet,
     };
-    let summary = runner::run_suite(&suite, &opts).context("running the suite")?;
+    let summary = runner::run_suite(&suite, &engine, &opts).context("running the suite")?;
     let text =
         report::write_report(std::slice::from_ref(&out), &out).context("writing the report")?;
     println!("{text}");

@@ -8,7 +8,6 @@ pub mod job;
 pub mod store;
 pub mod suite;
 
-use crate::device::DeviceSpec;
 use crate::engine::Engine;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use job::{GroupState, Job, JobError, JobRecord, Status};
@@ -24,8 +23,6 @@ use thiserror::Error;
 pub struct RunOptions {
     /// Results directory (`results/<suite name>/` by default).
     pub out: PathBuf,
-    /// Overrides the suite's `device`.
-    pub device: Option<DeviceSpec>,
     /// Threads of the CPU backend's pool.
     pub threads: usize,
     /// Print one line per finished job.
@@ -48,8 +45,6 @@ pub struct RunSummary {
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot start the backend: {0}")]
-    Engine(#[from] crate::engine::EngineError),
     #[error("cannot build a thread pool of {threads} threads: {message}")]
     Threads { threads: usize, message: String },
 }
@@ -82,9 +77,13 @@ fn one_line(record: &JobRecord) -> String {
 
 /// Runs every job of `suite` not yet recorded in `opts.out`, appending each result as it
 /// finishes. A failing job is reported and skipped; the others still run.
-pub fn run_suite(suite: &Suite, opts: &RunOptions) -> Result<RunSummary, RunError> {
+pub fn run_suite(
+    suite: &Suite,
+    engine: &Engine,
+    opts: &RunOptions,
+) -> Result<RunSummary, RunError> {
     let start = Instant::now();
-    let device = opts.device.unwrap_or(suite.device);
+    let device = engine.spec();
     let jobs = job::expand(suite, device);
     let loaded = store::load(&opts.out)?;
     let done = store::done_hashes(&loaded);
@@ -140,7 +139,6 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> Result<RunSummary, RunErro
     }
 
     pool.install(|| -> Result<(), RunError> {
-        let engine = Engine::new(device)?;
         let mut group: Option<GroupState> = None;
         for (i, job) in todo.iter().enumerate() {
             let name = describe(suite, job);
@@ -151,10 +149,10 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> Result<RunSummary, RunErro
                     .is_none_or(|g| g.key != (job.task, job.model, job.seed))
                 {
                     group = None; // free the previous group's data before building the next
-                    group = Some(GroupState::new(suite, job, &engine)?);
+                    group = Some(GroupState::new(suite, job, engine)?);
                 }
                 let g = group.as_mut().expect("set above");
-                job::run_job(suite, job, &engine, g, opts.threads, &mut |phase| {
+                job::run_job(suite, job, engine, g, opts.threads, &mut |phase| {
                     bar.set_message(format!("{name} · {phase}"))
                 })
             }))
