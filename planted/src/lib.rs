@@ -1,14 +1,51 @@
-//! ticketbench-planted: ground truth for pruning.
+//! ticketbench-planted: ground truth for pruning (Plant 'n' Seek, Fischer & Burkholz 2022,
+//! arXiv 2111.11153).
 //!
-//! * [`tasks`]: seeded synthetic tasks of Plant 'n' Seek (Fischer & Burkholz 2022,
-//!   arXiv 2111.11153) — ReLU, Circle, Helix — behind one [`Task`] trait, plus their
-//!   train/test splits and the class-balanced scoring batches pruners read.
+//! * [`tasks`]: seeded synthetic tasks — ReLU, Circle, Helix — behind one [`Task`] trait,
+//!   their train/test splits and the class-balanced scoring batches pruners read.
+//! * [`target`]: the hand-crafted, extremely sparse target network of each task.
+//! * [`plant`]: weak planting (`pns`): hide a target in a random host, exactly.
+//! * [`subset_sum`]: strong planting: a random host that contains an ε-approximation of the
+//!   target as a masked subnetwork, with a certificate.
+//! * [`recovery`]: how much of a planted ticket a found mask recovers.
 //!
-//! Planting (hand-crafted targets hidden in random hosts) and recovery metrics build on the
-//! same [`Task`] trait. No tensor engine here.
+//! No tensor engine here: everything is host f64/f32 and testable in isolation.
 
 mod data;
+pub mod plant;
+pub mod recovery;
+pub mod target;
 pub mod tasks;
 
 pub use data::{Dataset, OutputKind, Targets, TaskData};
+pub use plant::{PlantKind, PlantedTicket, masked_forward, plant_pns};
+pub use recovery::Recovery;
+pub use target::{TargetLayer, TargetNet};
 pub use tasks::{Task, TaskError, TaskInfo};
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum PlantError {
+    #[error("task `{task}` has no planted target (tasks with targets: relu, circle, helix)")]
+    NoTarget { task: &'static str },
+    #[error(
+        "task `{task}` needs depth ≥ {min} (layers including input and output) for its target; got {depth}"
+    )]
+    TooShallow {
+        task: &'static str,
+        depth: usize,
+        min: usize,
+    },
+    #[error(
+        "host widths {host:?} cannot hold target widths {target:?}: same depth, inputs and outputs, and hidden layers at least as wide are required"
+    )]
+    HostTooSmall {
+        target: Vec<usize>,
+        host: Vec<usize>,
+    },
+    #[error(
+        "host layer {layer} has no bias but the target needs one; build the host with `bias: true`"
+    )]
+    HostWithoutBias { layer: usize },
+}

@@ -75,6 +75,9 @@ impl Task for Circle {
     fn output(&self) -> OutputKind {
         OutputKind::Classes(4)
     }
+    fn target(&self, depth: usize) -> Result<crate::TargetNet, crate::PlantError> {
+        crate::target::circle_target(depth)
+    }
     fn generate(&self, streams: &Streams) -> TaskData {
         let split = Split {
             samples: self.params.samples,

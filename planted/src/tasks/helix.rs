@@ -23,7 +23,7 @@ pub(super) const INFO: TaskInfo = TaskInfo {
 };
 
 /// The noise-free helix point for input `x`.
-fn helix(x: f64) -> [f64; 3] {
+pub(crate) fn helix_point(x: f64) -> [f64; 3] {
     let t = 5.0 * PI + 3.0 * PI * x;
     [
         t * t.cos() / (8.0 * PI),
@@ -45,13 +45,16 @@ impl Task for Helix {
     fn output(&self) -> OutputKind {
         OutputKind::Regression(3)
     }
+    fn target(&self, depth: usize) -> Result<crate::TargetNet, crate::PlantError> {
+        crate::target::helix_target(depth)
+    }
     fn generate(&self, streams: &Streams) -> TaskData {
         let std = self.params.noise_std;
         self.params
             .split()
             .generate(INFO.name, streams, self.output(), 1, |rx, rn| {
                 let x = sample_uniform(rx, -1.0, 1.0);
-                let y = helix(x).map(|v| (v + std * sample_standard_normal(rn)) as f32);
+                let y = helix_point(x).map(|v| (v + std * sample_standard_normal(rn)) as f32);
                 (vec![x as f32], Example::Values(y.to_vec()))
             })
     }
@@ -65,10 +68,13 @@ mod tests {
     fn helix_ranges() {
         // planting.md §1.3: y₃ ∈ [0.25, 1]; y₁, y₂ ∈ [−1, 1].
         for i in 0..=200 {
-            let y = helix(-1.0 + i as f64 / 100.0);
+            let y = helix_point(-1.0 + i as f64 / 100.0);
             assert!((0.25 - 1e-12..=1.0 + 1e-12).contains(&y[2]));
             assert!(y[0].abs() <= 1.0 && y[1].abs() <= 1.0);
         }
-        assert!((helix(-1.0)[2] - 0.25).abs() < 1e-12 && (helix(1.0)[2] - 1.0).abs() < 1e-12);
+        assert!(
+            (helix_point(-1.0)[2] - 0.25).abs() < 1e-12
+                && (helix_point(1.0)[2] - 1.0).abs() < 1e-12
+        );
     }
 }

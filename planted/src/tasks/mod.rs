@@ -10,9 +10,10 @@ mod relu;
 pub use circle::Circle;
 pub use gaussian::Gaussian;
 pub use helix::Helix;
+pub(crate) use helix::helix_point;
 pub use relu::Relu;
 
-use crate::{Dataset, OutputKind, Targets, TaskData};
+use crate::{Dataset, OutputKind, PlantError, TargetNet, Targets, TaskData};
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 use ticketbench_core::{StreamRng, Streams, sample_index};
@@ -38,6 +39,12 @@ pub trait Task: Send + Sync {
     fn output(&self) -> OutputKind;
     /// Train and test splits, drawn only from streams named `task/<name>/…` of `streams`.
     fn generate(&self, streams: &Streams) -> TaskData;
+    /// The hand-crafted sparse target of depth `depth` (layers including input and output)
+    /// that solves this task (planting.md §2); an error for tasks without one.
+    fn target(&self, depth: usize) -> Result<TargetNet, PlantError> {
+        let _ = depth;
+        Err(PlantError::NoTarget { task: self.name() })
+    }
 }
 
 /// Registry entry of a task: what `ticketbench list` shows and how to build it.

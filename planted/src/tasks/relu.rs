@@ -75,6 +75,9 @@ impl Task for Relu {
     fn output(&self) -> OutputKind {
         OutputKind::Regression(1)
     }
+    fn target(&self, depth: usize) -> Result<crate::TargetNet, crate::PlantError> {
+        crate::target::relu_target(depth)
+    }
     fn generate(&self, streams: &Streams) -> TaskData {
         let std = self.params.noise_std;
         self.params
