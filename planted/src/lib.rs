@@ -14,12 +14,14 @@
 mod data;
 pub mod plant;
 pub mod recovery;
+pub mod subset_sum;
 pub mod target;
 pub mod tasks;
 
 pub use data::{Dataset, OutputKind, Targets, TaskData};
-pub use plant::{PlantKind, PlantedTicket, masked_forward, plant_pns};
+pub use plant::{PlantKind, PlantedTicket, SparseTicket, plant_pns};
 pub use recovery::Recovery;
+pub use subset_sum::{Certificate, SubsetSumConfig, plant_subset_sum};
 pub use target::{TargetLayer, TargetNet};
 pub use tasks::{Task, TaskError, TaskInfo};
 
@@ -48,4 +50,19 @@ pub enum PlantError {
         "host layer {layer} has no bias but the target needs one; build the host with `bias: true`"
     )]
     HostWithoutBias { layer: usize },
+    #[error("invalid planting settings: {0}")]
+    InvalidConfig(String),
+    #[error(
+        "subset sum for block {layer}, output {output} missed its target {target} by {error} even after adding fresh candidates; raise `copies` or `epsilon`"
+    )]
+    SubsetSumFailed {
+        layer: usize,
+        output: usize,
+        target: f64,
+        error: f64,
+    },
+    #[error(
+        "measured ticket error {measured} exceeds the certified bound {bound} (a bug in the construction)"
+    )]
+    CertificateViolated { measured: f64, bound: f64 },
 }

@@ -211,42 +211,65 @@ fn check_host(target: &TargetNet, host: &Network) -> Result<(), PlantError> {
     Ok(())
 }
 
-/// Forward pass of a masked network in f64 (biases kept where `bias_mask` is `None` or true).
-/// Only kept entries are visited, so tickets in wide hosts are cheap.
-pub fn masked_forward(
-    net: &Network,
-    mask: &Mask,
-    bias_mask: Option<&[Vec<bool>]>,
-    input: &[f64],
-) -> Vec<f64> {
-    let last = net.layers.len() - 1;
-    let mut act = input.to_vec();
-    for (l, layer) in net.layers.iter().enumerate() {
-        let fan_in = layer.shape.fan_in();
-        let keep = mask.layer(l);
-        let mut out: Vec<f64> = (0..layer.shape.fan_out())
-            .map(|o| {
-                let kept_bias = bias_mask.is_none_or(|bm| bm[l][o]);
-                match &layer.bias {
-                    Some(b) if kept_bias => b[o] as f64,
-                    _ => 0.0,
-                }
+/// A masked network as per-layer edge lists, evaluated in f64: a forward pass costs
+/// O(kept edges + neurons), so tickets inside wide hosts are cheap to probe.
+#[derive(Debug, Clone)]
+pub struct SparseTicket {
+    layers: Vec<SparseLayer>,
+}
+
+#[derive(Debug, Clone)]
+struct SparseLayer {
+    bias: Vec<f64>,
+    /// (output, input, weight) of every kept edge.
+    edges: Vec<(usize, usize, f64)>,
+}
+
+impl SparseTicket {
+    /// The subnetwork of `net` kept by `mask`; biases are kept where `bias_mask` is `None`
+    /// (ticketbench never prunes biases) or true.
+    pub fn new(net: &Network, mask: &Mask, bias_mask: Option<&[Vec<bool>]>) -> Self {
+        let layers = net
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let fan_in = layer.shape.fan_in();
+                let bias = (0..layer.shape.fan_out())
+                    .map(|o| match &layer.bias {
+                        Some(b) if bias_mask.is_none_or(|bm| bm[l][o]) => b[o] as f64,
+                        _ => 0.0,
+                    })
+                    .collect();
+                let edges = mask
+                    .layer(l)
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &keep)| keep)
+                    .map(|(idx, _)| (idx / fan_in, idx % fan_in, layer.weight[idx] as f64))
+                    .collect();
+                SparseLayer { bias, edges }
             })
             .collect();
-        for (o, z) in out.iter_mut().enumerate() {
-            for (i, a) in act.iter().enumerate() {
-                let idx = o * fan_in + i;
-                if keep[idx] && *a != 0.0 {
-                    *z += layer.weight[idx] as f64 * a;
-                }
-            }
-        }
-        if l != last {
-            out.iter_mut().for_each(|v| *v = v.max(0.0));
-        }
-        act = out;
+        SparseTicket { layers }
     }
-    act
+
+    /// Forward pass (ReLU between layers, linear output).
+    pub fn forward(&self, input: &[f64]) -> Vec<f64> {
+        let last = self.layers.len() - 1;
+        let mut act = input.to_vec();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let mut out = layer.bias.clone();
+            for &(o, i, w) in &layer.edges {
+                out[o] += w * act[i];
+            }
+            if l != last {
+                out.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            act = out;
+        }
+        act
+    }
 }
 
 #[cfg(test)]
@@ -278,13 +301,14 @@ mod tests {
                 let planted =
                     plant_pns(&target, host(&widths(&target, 100), depth as u64)).unwrap();
                 assert_eq!(planted.mask.kept(), target.nonzero_weights());
+                let ticket = SparseTicket::new(&planted.host, &planted.mask, None);
                 let mut rng = Streams::new(99).stream("probe");
                 for _ in 0..200 {
                     let x: Vec<f64> = (0..target.layers[0].fan_in)
                         .map(|_| sample_uniform(&mut rng, -1.0, 1.0))
                         .collect();
                     let want = target.forward(&x);
-                    let got = masked_forward(&planted.host, &planted.mask, None, &x);
+                    let got = ticket.forward(&x);
                     for (o, (g, w)) in got.iter().zip(&want).enumerate() {
                         let scaled = planted.output_scale[o] * w;
                         assert!(
