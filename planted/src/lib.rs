@@ -7,11 +7,13 @@
 //! * [`plant`]: weak planting (`pns`): hide a target in a random host, exactly.
 //! * [`subset_sum`]: strong planting: a random host that contains an ε-approximation of the
 //!   target as a masked subnetwork, with a certificate.
+//! * [`evaluate`]: host-side test metrics of a target or ticket (with output rescaling).
 //! * [`recovery`]: how much of a planted ticket a found mask recovers.
 //!
 //! No tensor engine here: everything is host f64/f32 and testable in isolation.
 
 mod data;
+pub mod evaluate;
 pub mod plant;
 pub mod recovery;
 pub mod subset_sum;
@@ -19,6 +21,7 @@ pub mod target;
 pub mod tasks;
 
 pub use data::{Dataset, OutputKind, Targets, TaskData};
+pub use evaluate::{FunctionScore, score_function};
 pub use plant::{PlantKind, PlantedTicket, SparseTicket, plant_pns};
 pub use recovery::Recovery;
 pub use subset_sum::{Certificate, SubsetSumConfig, plant_subset_sum};

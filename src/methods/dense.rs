@@ -1,5 +1,6 @@
 use super::{
-    DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, parse_params,
+    DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, Schedule,
+    parse_params,
 };
 use serde::{Deserialize, Serialize};
 use ticketbench_core::{Density, Mask};
@@ -33,6 +34,9 @@ impl Pruner for Dense {
     }
     fn ratio_rule(&self) -> Option<String> {
         None
+    }
+    fn schedule(&self) -> Schedule {
+        Schedule::DenseOnly
     }
     fn prune(
         &self,

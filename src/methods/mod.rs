@@ -7,6 +7,7 @@
 
 mod dense;
 mod magnitude;
+mod planted;
 mod random;
 mod snip;
 mod synflow;
@@ -19,7 +20,7 @@ use thiserror::Error;
 use ticketbench_baselines::RatioError;
 use ticketbench_core::select::{Keep, top_k_global};
 use ticketbench_core::{CoreError, Density, Mask, Network, Scores, Streams, target_count};
-use ticketbench_planted::TaskData;
+use ticketbench_planted::{PlantedTicket, TaskData};
 
 /// Method parameters as written in a suite file (`{name: synflow, rounds: 50}`).
 pub type Params = serde_json::Map<String, serde_json::Value>;
@@ -27,6 +28,7 @@ pub type Params = serde_json::Map<String, serde_json::Value>;
 /// Every method ticketbench ships, by suite-file name.
 pub const METHODS: &[MethodInfo] = &[
     dense::INFO,
+    planted::INFO,
     random::INFO,
     magnitude::INFO,
     snip::INFO,
@@ -131,6 +133,8 @@ pub struct PruneContext<'a> {
     pub trained_dense: &'a mut Option<Network>,
     /// Phase messages for the progress display ("pretrain epoch 3/10").
     pub progress: &'a mut dyn FnMut(String),
+    /// The ticket planted in `net`, when the model is a planted host.
+    pub planted: Option<&'a PlantedTicket>,
 }
 
 impl PruneContext<'_> {
@@ -164,6 +168,17 @@ impl PruneContext<'_> {
     }
 }
 
+/// Densities the runner schedules a method at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every density of the suite.
+    Grid,
+    /// Density 1 only (the dense reference).
+    DenseOnly,
+    /// The planted ticket's density only, on planted models only.
+    PlantedDensity,
+}
+
 /// A pruning method.
 pub trait Pruner: Send + Sync {
     fn info(&self) -> &'static MethodInfo;
@@ -175,6 +190,11 @@ pub trait Pruner: Send + Sync {
     /// (the default), `None` when the method does not prune.
     fn ratio_rule(&self) -> Option<String> {
         Some("global".into())
+    }
+
+    /// Which densities the runner schedules this method at.
+    fn schedule(&self) -> Schedule {
+        Schedule::Grid
     }
 
     /// A mask of exactly `round_half_up(density·N)` kept weights.
