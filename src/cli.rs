@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use ticketbench_baselines::ratios;
 use ticketbench_core::{Density, InitScheme, Network, Streams, target_count};
 use ticketbench_planted::tasks as task_registry;
+use ticketbench_planted::{SparseTicket, SubsetSumConfig, plant_subset_sum, score_function};
 
 /// A failure with its exit code.
 #[derive(Debug)]
@@ -66,6 +67,38 @@ enum Command {
     Ratios(RatiosArgs),
     /// Prune one network outside a suite and export the ticket as safetensors.
     Prune(PruneArgs),
+    /// Plant a task's target in a random host and export host, planted mask and target.
+    Plant(PlantArgs),
+}
+
+/// Planting kind on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PlantChoice {
+    /// Plant 'n' Seek: exact ticket, planted values written into a He-scaled host.
+    Weak,
+    /// Subset-sum construction: host values untouched, ε-ticket with a certificate.
+    Strong,
+}
+
+#[derive(Args)]
+struct PlantArgs {
+    /// Task with a target: relu, circle or helix.
+    #[arg(long)]
+    task: String,
+    /// Host widths W0,W1,...,WL (weak: the host; strong: its depth gives the target's depth
+    /// and the hidden widths the minimum padded width of every host layer).
+    #[arg(long = "host-widths", value_parser = parse_widths)]
+    host_widths: Widths,
+    #[arg(long, value_enum, default_value = "weak")]
+    kind: PlantChoice,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Strong only: largest error of every realised parameter (ε_w).
+    #[arg(long, default_value_t = 0.01)]
+    epsilon: f64,
+    /// Directory for planted.safetensors and planted.json (+ certificate.json when strong).
+    #[arg(long)]
+    export: PathBuf,
 }
 
 #[derive(Args)]
@@ -176,6 +209,7 @@ pub fn main() -> Result<(), CliError> {
         Command::List(a) => list(a),
         Command::Ratios(a) => ratios_cmd(a),
         Command::Prune(a) => prune(a),
+        Command::Plant(a) => plant(a),
     }
 }
 
@@ -407,6 +441,7 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
         streams: &streams,
         trained_dense: &mut trained_dense,
         progress: &mut |msg| eprintln!("{msg}"),
+        planted: None,
     };
     let outcome = pruner.prune(&mut ctx, a.density).context("pruning")?;
     let expected = target_count(a.density, net.num_prunable()).bad_input()?;
@@ -442,6 +477,100 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
         serde_json::to_string_pretty(&summary).expect("json"),
     )
     .with_context(|| format!("writing {}", json_path.display()))?;
+    println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+    eprintln!("wrote {} and {}", path.display(), json_path.display());
+    Ok(())
+}
+
+fn plant(a: PlantArgs) -> Result<(), CliError> {
+    let task = task_registry::build(&a.task, &Default::default()).bad_input()?;
+    let widths = &a.host_widths.0;
+    if widths[0] != task.input_dim() || *widths.last().expect("validated") != task.output().dim() {
+        return Err(anyhow!(
+            "task `{}` has {} inputs and {} outputs; --host-widths must start with {} and end with {}",
+            task.name(),
+            task.input_dim(),
+            task.output().dim(),
+            task.input_dim(),
+            task.output().dim()
+        ))
+        .bad_input();
+    }
+    let target = task.target(widths.len()).bad_input()?;
+    let streams = Streams::new(a.seed);
+    let (planted, certificate) = match a.kind {
+        PlantChoice::Weak => {
+            let host = Network::mlp(widths, true, InitScheme::HeScaled, &streams).bad_input()?;
+            (
+                ticketbench_planted::plant_pns(&target, host).bad_input()?,
+                None,
+            )
+        }
+        PlantChoice::Strong => {
+            let config = SubsetSumConfig {
+                epsilon: a.epsilon,
+                width: widths[1..widths.len() - 1]
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(0),
+                ..SubsetSumConfig::default()
+            };
+            let (p, c) = plant_subset_sum(&target, &config, &streams).bad_input()?;
+            (p, Some(c))
+        }
+    };
+    let data = task.generate(&streams);
+    let ticket = SparseTicket::new(&planted.host, &planted.mask, Some(&planted.bias_mask));
+    let ticket_score = score_function(&data.test, &planted.output_scale, |x| {
+        let y = ticket.forward(x);
+        y.iter()
+            .zip(&planted.output_scale)
+            .map(|(v, s)| v / s)
+            .collect()
+    });
+    let ones = vec![1.0; task.output().dim()];
+    let target_score = score_function(&data.test, &ones, |x| target.forward(x));
+    let metric = match task.output() {
+        ticketbench_planted::OutputKind::Classes(_) => "test accuracy",
+        ticketbench_planted::OutputKind::Regression(_) => "test MSE",
+    };
+    let summary = json!({
+        "task": task.name(),
+        "kind": planted.kind,
+        "seed": a.seed,
+        "host_widths": planted.host.widths(),
+        "target_widths": target.widths(),
+        "planted_weights": planted.mask.kept(),
+        "host_weights": planted.mask.total(),
+        "density": planted.density(),
+        "layer_planted": planted.mask.layer_kept(),
+        "output_scale": planted.output_scale,
+        "neurons": planted.neurons,
+        "metric": metric,
+        "target_metric": target_score.raw,
+        "ticket_metric": ticket_score.raw,
+        "version": crate::VERSION,
+        "layout": "weights [out, in] row-major (PyTorch nn.Linear); see docs/export.md",
+    });
+    let metadata = HashMap::from([("ticketbench".to_string(), summary.to_string())]);
+    let path = crate::export::export_planted(&a.export, &planted, metadata)
+        .context("exporting the planted host")?;
+    let json_path = a.export.join("planted.json");
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&summary).expect("json"),
+    )
+    .with_context(|| format!("writing {}", json_path.display()))?;
+    if let Some(c) = &certificate {
+        let cert_path = a.export.join("certificate.json");
+        std::fs::write(&cert_path, serde_json::to_string_pretty(c).expect("json"))
+            .with_context(|| format!("writing {}", cert_path.display()))?;
+        eprintln!(
+            "certificate: sup-norm error ≤ {:.4} (measured max {:.4} on {} probes)",
+            c.certified_bound, c.probe_max_error, c.probes
+        );
+    }
     println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
     eprintln!("wrote {} and {}", path.display(), json_path.display());
     Ok(())

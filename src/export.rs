@@ -11,6 +11,16 @@
 //!
 //! The file's metadata key `ticketbench` holds the settings as one JSON string (`method`,
 //! `density`, `seed`, …), so the same ticket always gives the same bytes.
+//!
+//! `ticketbench plant --export` writes `planted.safetensors` (docs/export.md):
+//!
+//! | name | dtype | shape | content |
+//! |---|---|---|---|
+//! | `host.<l>.weight`, `host.<l>.bias` | F32 | `[out, in]`, `[out]` | the host with the planted values written in |
+//! | `planted.<l>.mask` | U8 | `[out, in]` | 1 = planted edge |
+//! | `planted.<l>.bias_mask` | U8 | `[out]` | 1 = bias belongs to the ticket |
+//! | `target.<l>.weight`, `target.<l>.bias` | F64 | `[out, in]`, `[out]` | the target network |
+//! | `output_scale` | F64 | `[n_out]` | λ_out: masked host output = λ_out ⊙ target output |
 
 use crate::methods::PruneOutcome;
 use safetensors::tensor::{Dtype, TensorView};
@@ -18,8 +28,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use thiserror::Error;
 use ticketbench_core::Network;
+use ticketbench_planted::PlantedTicket;
 
 pub const TICKET_FILE: &str = "ticket.safetensors";
+pub const PLANTED_FILE: &str = "planted.safetensors";
 
 #[derive(Debug, Error)]
 pub enum ExportError {
@@ -41,6 +53,82 @@ struct Owned {
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn f64_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn u8_mask(name: String, shape: Vec<usize>, keep: &[bool]) -> Owned {
+    Owned {
+        name,
+        dtype: Dtype::U8,
+        shape,
+        bytes: keep.iter().map(|&k| k as u8).collect(),
+    }
+}
+
+/// Writes `tensors` to `dir/file` with the given metadata.
+fn write_file(
+    dir: &Path,
+    file: &str,
+    tensors: &[Owned],
+    metadata: HashMap<String, String>,
+) -> Result<std::path::PathBuf, ExportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let views = tensors
+        .iter()
+        .map(|t| TensorView::new(t.dtype, t.shape.clone(), &t.bytes).map(|v| (t.name.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = dir.join(file);
+    safetensors::tensor::serialize_to_file(views, Some(metadata), &path)?;
+    Ok(path)
+}
+
+/// Writes `dir/planted.safetensors`: host, planted masks, target and output scale.
+pub fn export_planted(
+    dir: &Path,
+    planted: &PlantedTicket,
+    metadata: HashMap<String, String>,
+) -> Result<std::path::PathBuf, ExportError> {
+    let mut tensors = Vec::new();
+    push_network(&mut tensors, "host", &planted.host);
+    for (l, layer) in planted.host.layers.iter().enumerate() {
+        tensors.push(u8_mask(
+            format!("planted.{l}.mask"),
+            layer.shape.dims.clone(),
+            planted.mask.layer(l),
+        ));
+        tensors.push(u8_mask(
+            format!("planted.{l}.bias_mask"),
+            vec![layer.shape.fan_out()],
+            &planted.bias_mask[l],
+        ));
+    }
+    for (l, t) in planted.target.layers.iter().enumerate() {
+        tensors.push(Owned {
+            name: format!("target.{l}.weight"),
+            dtype: Dtype::F64,
+            shape: vec![t.fan_out, t.fan_in],
+            bytes: f64_bytes(&t.weight),
+        });
+        tensors.push(Owned {
+            name: format!("target.{l}.bias"),
+            dtype: Dtype::F64,
+            shape: vec![t.fan_out],
+            bytes: f64_bytes(&t.bias),
+        });
+    }
+    tensors.push(Owned {
+        name: "output_scale".into(),
+        dtype: Dtype::F64,
+        shape: vec![planted.output_scale.len()],
+        bytes: f64_bytes(&planted.output_scale),
+    });
+    write_file(dir, PLANTED_FILE, &tensors, metadata)
 }
 
 fn push_network(out: &mut Vec<Owned>, prefix: &str, net: &Network) {
@@ -69,40 +157,27 @@ pub fn export_ticket(
     outcome: &PruneOutcome,
     metadata: HashMap<String, String>,
 ) -> Result<std::path::PathBuf, ExportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
     let mut tensors = Vec::new();
     push_network(&mut tensors, "layers", net);
     for (l, (layer, keep)) in net.layers.iter().zip(outcome.mask.layers()).enumerate() {
-        let bytes = keep.iter().map(|&k| k as u8).collect();
-        tensors.push(Owned {
-            name: format!("layers.{l}.mask"),
-            dtype: Dtype::U8,
-            shape: layer.shape.dims.clone(),
-            bytes,
-        });
+        tensors.push(u8_mask(
+            format!("layers.{l}.mask"),
+            layer.shape.dims.clone(),
+            keep,
+        ));
     }
     if let Some(scores) = &outcome.scores {
         for (l, (layer, s)) in net.layers.iter().zip(&scores.layers).enumerate() {
-            let bytes = s.iter().flat_map(|x| x.to_le_bytes()).collect();
             tensors.push(Owned {
                 name: format!("layers.{l}.scores"),
                 dtype: Dtype::F64,
                 shape: layer.shape.dims.clone(),
-                bytes,
+                bytes: f64_bytes(s),
             });
         }
     }
     if let Some(start) = &outcome.start {
         push_network(&mut tensors, "start", start);
     }
-    let views = tensors
-        .iter()
-        .map(|t| TensorView::new(t.dtype, t.shape.clone(), &t.bytes).map(|v| (t.name.clone(), v)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let path = dir.join(TICKET_FILE);
-    safetensors::tensor::serialize_to_file(views, Some(metadata), &path)?;
-    Ok(path)
+    write_file(dir, TICKET_FILE, &tensors, metadata)
 }

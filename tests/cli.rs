@@ -207,7 +207,7 @@ fn list_json_names_every_method_with_a_citation() {
         .collect();
     assert_eq!(
         names,
-        vec!["dense", "random", "magnitude", "snip", "synflow"]
+        vec!["dense", "planted", "random", "magnitude", "snip", "synflow"]
     );
     for m in v["methods"].as_array().unwrap() {
         assert!(

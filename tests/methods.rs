@@ -2,10 +2,10 @@
 
 use ticketbench::device::DeviceSpec;
 use ticketbench::engine::Engine;
-use ticketbench::methods::{self, PruneContext, PruneOutcome, Pruner};
+use ticketbench::methods::{self, PruneContext, PruneOutcome, Pruner, Schedule};
 use ticketbench::train::TrainRecipe;
 use ticketbench_core::{Density, InitScheme, Network, Streams, target_count};
-use ticketbench_planted::tasks;
+use ticketbench_planted::{PlantedTicket, plant_pns, tasks};
 
 /// θ_0, task data and engine for one seed.
 struct Fixture {
@@ -14,6 +14,7 @@ struct Fixture {
     task: ticketbench_planted::TaskData,
     streams: Streams,
     recipe: TrainRecipe,
+    planted: Option<PlantedTicket>,
 }
 
 impl Fixture {
@@ -30,7 +31,28 @@ impl Fixture {
                 epochs: 1,
                 ..TrainRecipe::default()
             },
+            planted: None,
         }
+    }
+
+    /// Circle with its depth-5 target planted (pns) in a 2-32-32-32-4 He-scaled host.
+    fn planted_circle(seed: u64) -> Fixture {
+        let mut f = Fixture::new(
+            &[2, 32, 32, 32, 4],
+            "circle",
+            serde_json::json!({"samples": 400}),
+            seed,
+        );
+        let host =
+            Network::mlp(&[2, 32, 32, 32, 4], true, InitScheme::HeScaled, &f.streams).unwrap();
+        let target = tasks::build("circle", &Default::default())
+            .unwrap()
+            .target(5)
+            .unwrap();
+        let planted = plant_pns(&target, host).unwrap();
+        f.net = planted.host.clone();
+        f.planted = Some(planted);
+        f
     }
 
     fn circle(seed: u64) -> Fixture {
@@ -54,6 +76,7 @@ impl Fixture {
             streams: &self.streams,
             trained_dense: &mut trained,
             progress: &mut |_| {},
+            planted: self.planted.as_ref(),
         };
         method
             .prune(&mut ctx, Density::new(density).unwrap())
@@ -67,16 +90,18 @@ fn method(name: &str, params: serde_json::Value) -> Box<dyn Pruner> {
 
 #[test]
 fn every_method_keeps_exactly_the_requested_density() {
-    let f = Fixture::circle(0);
+    // On a planted host, so the `planted` reference runs too.
+    let f = Fixture::planted_circle(0);
     let total = f.net.num_prunable();
+    let planted_density = f.planted.as_ref().unwrap().density();
     for info in methods::METHODS {
         let pruner = (info.build)(&Default::default()).unwrap();
-        let densities: &[f64] = if pruner.ratio_rule().is_none() {
-            &[1.0]
-        } else {
-            &[0.5, 0.1, 0.013]
+        let densities: Vec<f64> = match pruner.schedule() {
+            Schedule::Grid => vec![0.5, 0.1, 0.013],
+            Schedule::DenseOnly => vec![1.0],
+            Schedule::PlantedDensity => vec![planted_density],
         };
-        for &d in densities {
+        for d in densities {
             let outcome = f.prune(pruner.as_ref(), d);
             let want = target_count(Density::new(d).unwrap(), total).unwrap();
             assert_eq!(outcome.mask.kept(), want, "{} at density {d}", info.name);

@@ -76,8 +76,8 @@ pub struct LayerCertificate {
 pub struct Certificate {
     pub epsilon: f64,
     pub layers: Vec<LayerCertificate>,
-    /// λ_out = Π_l s_l: ticket output × λ_out ≈ target output.
-    pub output_scale: f64,
+    /// `Π_l s_l`: ticket output × this ≈ target output (the ticket's λ_out is its inverse).
+    pub output_multiplier: f64,
     /// Rigorous bound on `sup_{x∈[−1,1]^{n₀}} |λ_out·ticket(x) − target(x)|` by interval
     /// propagation of the parameter errors.
     pub certified_bound: f64,
@@ -172,7 +172,7 @@ pub fn plant_subset_sum(
     let certificate = Certificate {
         epsilon: config.epsilon,
         layers: certs,
-        output_scale,
+        output_multiplier: output_scale,
         certified_bound,
         probes: config.probes,
         probe_max_error: max_err,
@@ -196,7 +196,8 @@ pub fn plant_subset_sum(
         mask,
         bias_mask: bias_masks,
         neurons,
-        output_scale: vec![output_scale; n_out],
+        // The ticket computes target/Π s_l: λ_out in the PlantedTicket sense is 1/Π s_l.
+        output_scale: vec![1.0 / output_scale; n_out],
         target: target.clone(),
         kind: PlantKind::SubsetSum,
     };
@@ -773,7 +774,7 @@ mod tests {
                     .collect();
                 let (got, want) = (ticket.forward(&x), target.forward(&x));
                 for (g, w) in got.iter().zip(&want) {
-                    assert!((cert.output_scale * g - w).abs() <= cert.certified_bound);
+                    assert!((cert.output_multiplier * g - w).abs() <= cert.certified_bound);
                 }
             }
         }

@@ -14,6 +14,7 @@ fn format_value(metric: Metric, v: f64) -> String {
     match metric {
         Metric::AccuracyPercent => format!("{v:.2}"),
         Metric::Mse => format!("{v:.3e}"),
+        Metric::Jaccard => format!("{v:.3}"),
     }
 }
 
@@ -37,10 +38,13 @@ pub(super) fn format_cell(metric: Metric, cell: &CellStats, best: Option<f64>) -
 }
 
 fn density_header(d: f64) -> String {
+    let short = d.to_string();
     if d >= 1.0 {
         "dense (1.0)".into()
+    } else if short.len() <= 6 {
+        format!("d = {short}")
     } else {
-        format!("d = {d}")
+        format!("d = {d:.3e}")
     }
 }
 
@@ -83,12 +87,28 @@ pub fn render_markdown(set: &ResultSet) -> String {
         ));
     }
     for table in set.tables() {
+        let view = table
+            .view
+            .as_ref()
+            .map_or(String::new(), |v| format!(" · {}", escape(v)));
         out.push_str(&format!(
-            "\n## {} · {} · {}\n\n",
+            "\n## {} · {} · {}{view}\n\n",
             escape(&table.task),
             escape(&table.model),
             table.device
         ));
+        if table.view.is_none()
+            && let Some((density, target)) = set.planted_reference(&table)
+        {
+            let value = format_value(table.metric, target.mean);
+            let spread = target.std.map_or(String::new(), |s| {
+                format!(" ± {}", format_value(table.metric, s))
+            });
+            out.push_str(&format!(
+                "Planted host: the planted ticket has density {density:.3e}; the target network itself scores {value}{spread} ({} seeds). Row `planted` is that ticket trained from the planted host.\n\n",
+                target.n
+            ));
+        }
         out.push_str(&format!(
             "Cells: {}; mean ± sample std over seeds, (n) finished runs; **bold**: best mean per density. Seeds: {}.\n\n",
             table.metric.describe(),
@@ -114,6 +134,7 @@ mod tests {
             })
         };
         ComparisonTable {
+            view: None,
             task: "circle".into(),
             model: "mlp".into(),
             device: "cpu".into(),

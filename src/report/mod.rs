@@ -1,8 +1,11 @@
-//! Reports from result directories: one comparison table per (task, model, device).
+//! Reports from result directories: one comparison table per (task, model, device), and
+//! for planted hosts a recovery table beside it; with `transfer`, one table per pair of
+//! tasks.
 //!
 //! Rows are methods (in suite order), columns densities (descending), cells mean ± sample
 //! std over seeds with n; the best mean of each column is bold. Classification tables show
-//! test accuracy in percent (higher is better), regression tables test MSE (lower is better).
+//! test accuracy in percent (higher is better), regression tables test MSE (lower is better),
+//! recovery tables the Jaccard index of found vs planted mask (higher is better).
 //! Only computed numbers appear: an empty cell means no finished run.
 
 mod markdown;
@@ -58,17 +61,30 @@ pub enum Metric {
     AccuracyPercent,
     /// Test MSE; lower is better.
     Mse,
+    /// Jaccard index of the found mask against the planted mask; higher is better.
+    Jaccard,
 }
 
 impl Metric {
     pub fn higher_is_better(self) -> bool {
-        matches!(self, Metric::AccuracyPercent)
+        matches!(self, Metric::AccuracyPercent | Metric::Jaccard)
     }
 
-    fn of(self, r: &JobRecord) -> Option<f64> {
+    /// The task metric of a finished job's ticket (accuracy or MSE), on its own task or,
+    /// with `transfer`, on that other task.
+    fn of(self, r: &JobRecord, transfer: Option<&str>) -> Option<f64> {
+        let (acc, loss) = match transfer {
+            None => (r.metrics.test_acc, r.metrics.test_loss),
+            Some(label) => r
+                .transfer
+                .iter()
+                .find(|t| t.task_label == label)
+                .map_or((None, None), |t| (t.test_acc, t.test_loss)),
+        };
         match self {
-            Metric::AccuracyPercent => r.metrics.test_acc.map(|a| 100.0 * a),
-            Metric::Mse => r.metrics.test_loss,
+            Metric::AccuracyPercent => acc.map(|a| 100.0 * a),
+            Metric::Mse => loss,
+            Metric::Jaccard => r.planted.as_ref().map(|p| p.recovery.jaccard),
         }
     }
 
@@ -76,6 +92,9 @@ impl Metric {
         match self {
             Metric::AccuracyPercent => "test accuracy (%) after training, higher is better",
             Metric::Mse => "test MSE after training, lower is better",
+            Metric::Jaccard => {
+                "Jaccard index |F∩P|/|F∪P| of the found mask F against the planted ticket P (1 = the planted ticket itself), higher is better"
+            }
         }
     }
 }
@@ -83,6 +102,8 @@ impl Metric {
 /// One method × density table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComparisonTable {
+    /// What the table is about beyond task · model · device (`recovery`, `transfer to …`).
+    pub view: Option<String>,
     pub task: String,
     pub model: String,
     pub device: String,
@@ -144,7 +165,8 @@ impl ResultSet {
         Ok(set)
     }
 
-    /// One table per (task, model, device), in order of first appearance.
+    /// Per (task, model, device), in order of first appearance: the task-metric table, then
+    /// for planted hosts the recovery table, then one transfer table per other task.
     pub fn tables(&self) -> Vec<ComparisonTable> {
         let mut keys: Vec<(String, String, String)> = Vec::new();
         for r in &self.records {
@@ -153,64 +175,136 @@ impl ResultSet {
                 keys.push(k);
             }
         }
-        keys.into_iter()
-            .map(|(task, model, device)| {
-                let recs: Vec<&JobRecord> = self
-                    .records
-                    .iter()
-                    .filter(|r| r.task_label == task && r.model == model && r.device == device)
-                    .collect();
-                let metric = if recs[0].task_kind == "classification" {
+        let mut tables = Vec::new();
+        for (task, model, device) in keys {
+            let recs: Vec<&JobRecord> = self
+                .records
+                .iter()
+                .filter(|r| r.task_label == task && r.model == model && r.device == device)
+                .collect();
+            let kind_metric = |kind: &str| {
+                if kind == "classification" {
                     Metric::AccuracyPercent
                 } else {
                     Metric::Mse
-                };
-                let mut densities: Vec<f64> = Vec::new();
-                let mut methods: Vec<String> = Vec::new();
-                for r in &recs {
-                    if !densities.contains(&r.density) {
-                        densities.push(r.density);
-                    }
-                    if !methods.contains(&r.method_label) {
-                        methods.push(r.method_label.clone());
-                    }
                 }
-                densities.sort_by(|a, b| b.total_cmp(a));
-                let seeds = recs.iter().map(|r| r.seed).collect::<HashSet<_>>().len();
-                let rows = methods
-                    .into_iter()
-                    .map(|m| {
-                        let cells = densities
-                            .iter()
-                            .map(|&d| {
-                                let cell: Vec<&&JobRecord> = recs
-                                    .iter()
-                                    .filter(|r| r.method_label == m && r.density == d)
-                                    .collect();
-                                let values: Vec<f64> = cell
-                                    .iter()
-                                    .filter(|r| r.status == Status::Ok)
-                                    .filter_map(|r| metric.of(r))
-                                    .collect();
-                                let diverged =
-                                    cell.iter().filter(|r| r.status == Status::Diverged).count();
-                                CellStats::from_values(&values, diverged)
-                            })
-                            .collect();
-                        (m, cells)
-                    })
-                    .collect();
-                ComparisonTable {
-                    task,
-                    model,
-                    device,
+            };
+            let metric = kind_metric(&recs[0].task_kind);
+            let table = |view: Option<String>, metric: Metric, transfer: Option<&str>| {
+                build_table(
+                    &recs,
+                    (task.clone(), model.clone(), device.clone()),
+                    view,
                     metric,
-                    densities,
-                    rows,
-                    seeds,
+                    transfer,
+                )
+            };
+            tables.push(table(None, metric, None));
+            if recs.iter().any(|r| r.planted.is_some()) {
+                tables.push(table(Some("recovery".into()), Metric::Jaccard, None));
+            }
+            let mut others: Vec<&str> = Vec::new();
+            for r in &recs {
+                for t in &r.transfer {
+                    if !others.contains(&t.task_label.as_str()) {
+                        others.push(&t.task_label);
+                    }
                 }
+            }
+            for other in others {
+                tables.push(table(
+                    Some(format!("transfer to {other}")),
+                    metric,
+                    Some(other),
+                ));
+            }
+        }
+        tables
+    }
+
+    /// The planted reference of a (task, model, device): planted density and the target
+    /// network's own test metric over seeds.
+    pub fn planted_reference(&self, table: &ComparisonTable) -> Option<(f64, CellStats)> {
+        let recs: Vec<&JobRecord> = self
+            .records
+            .iter()
+            .filter(|r| {
+                r.task_label == table.task && r.model == table.model && r.device == table.device
             })
-            .collect()
+            .collect();
+        let density = recs.iter().find_map(|r| r.planted.as_ref())?.density;
+        let mut per_seed: Vec<(u64, f64)> = Vec::new();
+        for r in &recs {
+            if let Some(p) = &r.planted
+                && !per_seed.iter().any(|(s, _)| *s == r.seed)
+            {
+                let scale = if table.metric == Metric::AccuracyPercent {
+                    100.0
+                } else {
+                    1.0
+                };
+                per_seed.push((r.seed, scale * p.target_metric));
+            }
+        }
+        let values: Vec<f64> = per_seed.into_iter().map(|(_, v)| v).collect();
+        Some((density, CellStats::from_values(&values, 0)?))
+    }
+}
+
+/// One table over `recs`: methods × densities of `metric` (on task `transfer` if given).
+fn build_table(
+    recs: &[&JobRecord],
+    (task, model, device): (String, String, String),
+    view: Option<String>,
+    metric: Metric,
+    transfer: Option<&str>,
+) -> ComparisonTable {
+    let mut densities: Vec<f64> = Vec::new();
+    let mut methods: Vec<String> = Vec::new();
+    for r in recs {
+        if metric.of(r, transfer).is_none() && r.status == Status::Ok {
+            continue;
+        }
+        if !densities.contains(&r.density) {
+            densities.push(r.density);
+        }
+        if !methods.contains(&r.method_label) {
+            methods.push(r.method_label.clone());
+        }
+    }
+    densities.sort_by(|a, b| b.total_cmp(a));
+    let seeds = recs.iter().map(|r| r.seed).collect::<HashSet<_>>().len();
+    let rows = methods
+        .into_iter()
+        .map(|m| {
+            let cells = densities
+                .iter()
+                .map(|&d| {
+                    let cell: Vec<&&JobRecord> = recs
+                        .iter()
+                        .filter(|r| r.method_label == m && r.density == d)
+                        .collect();
+                    let values: Vec<f64> = cell
+                        .iter()
+                        .filter(|r| r.status == Status::Ok)
+                        .filter_map(|r| metric.of(r, transfer))
+                        .collect();
+                    let diverged = cell.iter().filter(|r| r.status == Status::Diverged).count();
+                    CellStats::from_values(&values, diverged)
+                })
+                .collect();
+            (m, cells)
+        })
+        .collect();
+    ComparisonTable {
+        view,
+        task,
+        model,
+        device,
+        metric,
+        densities,
+        rows,
+        seeds,
     }
 }
 

@@ -1,16 +1,20 @@
 //! Jobs: one (task, model, method, density, seed) cell of a suite's grid, its settings
 //! hash, its execution and its result record.
 
-use super::suite::Suite;
+use super::suite::{DensitySpec, Suite};
 use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, Engine, EngineError};
-use crate::methods::{MethodError, PruneContext};
+use crate::methods::{MethodError, PruneContext, Schedule};
 use crate::train::{Divergence, Evaluation, TrainRecipe};
 use serde::{Deserialize, Serialize};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
+use ticketbench_core::select::Keep;
 use ticketbench_core::{CoreError, Density, Mask, Network, Streams, target_count};
-use ticketbench_planted::{OutputKind, TaskData};
+use ticketbench_planted::{
+    OutputKind, PlantError, PlantKind, PlantedTicket, Recovery, SparseTicket, TaskData, plant_pns,
+    score_function,
+};
 
 /// Version of the settings-hash payload; bump when its meaning changes.
 const SCHEMA: u32 = 1;
@@ -38,6 +42,10 @@ struct HashedSettings<'a> {
     widths: Vec<usize>,
     init: &'static str,
     bias: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plant: Option<PlantKind>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    transfer: Vec<String>,
     method: &'static str,
     method_params: serde_json::Value,
     check: Option<&'a str>,
@@ -48,17 +56,36 @@ struct HashedSettings<'a> {
 }
 
 /// Expands a suite into its job grid, in execution order: task → model → seed → method →
-/// density. `dense` runs once per seed at density 1, whatever the density list.
+/// density. `dense` runs once per seed at density 1 and `planted` at the planted density,
+/// whatever the density list; `planted` in the list means the planted ticket's density.
 pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (ti, task) in suite.tasks.iter().enumerate() {
+        let transfer: Vec<String> = suite
+            .transfer_targets(ti)
+            .into_iter()
+            .map(|u| suite.tasks[u].label.clone())
+            .collect();
         for (mi, model) in suite.models.iter().enumerate() {
+            let planted = model.planted_density(task.task.as_ref());
+            let mut grid: Vec<Density> = Vec::new();
+            for spec in &suite.densities {
+                let d = match spec {
+                    DensitySpec::Fixed(d) => Some(*d),
+                    DensitySpec::Planted => planted,
+                };
+                if let Some(d) = d
+                    && !grid.contains(&d)
+                {
+                    grid.push(d);
+                }
+            }
             for &seed in &suite.seeds {
                 for (pi, method) in suite.methods.iter().enumerate() {
-                    let densities = if method.pruner.ratio_rule().is_none() {
-                        vec![Density::DENSE]
-                    } else {
-                        suite.densities.clone()
+                    let densities = match method.pruner.schedule() {
+                        Schedule::Grid => grid.clone(),
+                        Schedule::DenseOnly => vec![Density::DENSE],
+                        Schedule::PlantedDensity => planted.into_iter().collect(),
                     };
                     for density in densities {
                         let settings = HashedSettings {
@@ -69,6 +96,8 @@ pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
                             widths: model.widths(task.task.as_ref()),
                             init: model.init.name(),
                             bias: model.bias,
+                            plant: model.plant,
+                            transfer: transfer.clone(),
                             method: method.pruner.info().name,
                             method_params: method.pruner.params(),
                             check: None,
@@ -121,6 +150,34 @@ pub struct Metrics {
     pub diverged: Option<Divergence>,
 }
 
+/// Ground-truth view of a job on a planted host (planting.md §4.7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlantedResult {
+    pub kind: PlantKind,
+    /// Density of the planted ticket.
+    pub density: f64,
+    /// The target network's own test metric on this seed's test split (accuracy, or MSE).
+    #[serde(with = "crate::train::nonfinite")]
+    pub target_metric: f64,
+    /// Trained test metric over the target's: accuracy ratio (1 = as good as the target),
+    /// or MSE ratio (1 = as good, larger is worse). `None` when training diverged.
+    pub relative_metric: Option<f64>,
+    /// Strong-ticket metric of the mask on its starting weights after the output rescaling
+    /// of planting.md §4.6 (λ_out for classes, least squares for regression).
+    #[serde(with = "crate::train::nonfinite")]
+    pub untrained_rescaled: f64,
+    pub recovery: Recovery,
+}
+
+/// A ticket trained on another task of the same shape (suite option `transfer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferResult {
+    pub task_label: String,
+    pub test_acc: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub diverged: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timing {
     pub prune_s: f64,
@@ -166,6 +223,10 @@ pub struct JobRecord {
     pub kept: usize,
     pub total: usize,
     pub layer_densities: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planted: Option<PlantedResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transfer: Vec<TransferResult>,
     pub train: TrainRecipe,
     pub timing: Timing,
     pub version: String,
@@ -180,6 +241,10 @@ pub enum JobError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Core(#[from] CoreError),
+    #[error(transparent)]
+    Plant(#[from] PlantError),
+    #[error("{0}")]
+    Model(String),
     #[error(
         "method `{method}` returned {kept} kept weights, but density {density} requires exactly {expected} (a bug in the method)"
     )]
@@ -197,13 +262,18 @@ pub enum JobError {
     Panic(String),
 }
 
-/// Per-(task, model, seed) state shared by consecutive jobs: data, θ_0 and θ_T.
+/// Per-(task, model, seed) state shared by consecutive jobs: data, θ_0 and θ_T, the
+/// planted ticket and the data of transfer tasks.
 pub struct GroupState {
     pub key: (usize, usize, u64),
     pub task_data: TaskData,
     pub device_data: DeviceData,
     pub net: Network,
     pub trained_dense: Option<Network>,
+    pub planted: Option<PlantedTicket>,
+    /// The target's own test metric (planted models).
+    pub target_metric: Option<f64>,
+    pub transfer: Vec<(usize, DeviceData)>,
 }
 
 impl GroupState {
@@ -212,13 +282,31 @@ impl GroupState {
         let streams = Streams::new(job.seed);
         let task_data = task.generate(&streams);
         let device_data = engine.upload(&task_data);
-        let net = suite.models[job.model].init_network(task, &streams)?;
+        let model = &suite.models[job.model];
+        let mut net = model.init_network(task, &streams)?;
+        let mut planted = None;
+        let mut target_metric = None;
+        if let Some(target) = model.planted_target(task).map_err(JobError::Model)? {
+            let ticket = plant_pns(&target, net)?;
+            net = ticket.host.clone();
+            let ones = vec![1.0; target.layers.last().map_or(0, |l| l.fan_out)];
+            target_metric = Some(score_function(&task_data.test, &ones, |x| target.forward(x)).raw);
+            planted = Some(ticket);
+        }
+        let transfer = suite
+            .transfer_targets(job.task)
+            .into_iter()
+            .map(|u| (u, engine.upload(&suite.tasks[u].task.generate(&streams))))
+            .collect();
         Ok(GroupState {
             key: (job.task, job.model, job.seed),
             task_data,
             device_data,
             net,
             trained_dense: None,
+            planted,
+            target_metric,
+            transfer,
         })
     }
 }
@@ -254,6 +342,7 @@ pub fn run_job(
         streams: &streams,
         trained_dense: &mut group.trained_dense,
         progress,
+        planted: group.planted.as_ref(),
     };
     let outcome = method.pruner.prune(&mut ctx, job.density)?;
     let progress = ctx.progress;
@@ -273,6 +362,14 @@ pub fn run_job(
     }
     let start = outcome.start.as_ref().unwrap_or(&group.net);
     let untrained = engine.evaluate(start, &mask, &group.device_data)?;
+    // Scores rank "keep first = highest" for every method in the registry.
+    let recovery = group.planted.as_ref().map(|p| {
+        Recovery::measure(
+            &mask,
+            p,
+            outcome.scores.as_ref().map(|s| (s, Keep::Highest)),
+        )
+    });
 
     let t1 = Instant::now();
     let epochs = suite.train.epochs;
@@ -295,9 +392,47 @@ pub fn run_job(
     } else {
         None
     };
+    let mut transfer = Vec::new();
+    for (u, data) in &group.transfer {
+        let other = &suite.tasks[*u];
+        progress(format!("transfer to {}", other.label));
+        let trained_there =
+            engine.train(start, &mask, data, &suite.train, &streams, &mut |_| {})?;
+        let eval = match trained_there.diverged {
+            None => Some(engine.evaluate(&trained_there.net, &mask, data)?),
+            Some(_) => None,
+        };
+        transfer.push(TransferResult {
+            task_label: other.label.clone(),
+            test_acc: eval.and_then(|e| e.accuracy),
+            test_loss: eval.map(|e| e.loss),
+            diverged: trained_there.diverged.is_some(),
+        });
+    }
     let train_s = t1.elapsed().as_secs_f64();
 
     let output = task.task.output();
+    let planted = match (&group.planted, recovery, group.target_metric) {
+        (Some(p), Some(recovery), Some(target_metric)) => {
+            let ticket = SparseTicket::new(start, &mask, None);
+            let strong = score_function(&group.task_data.test, &p.output_scale, |x| {
+                ticket.forward(x)
+            });
+            let trained_metric = match output {
+                OutputKind::Classes(_) => evaluation.and_then(|e| e.accuracy),
+                OutputKind::Regression(_) => evaluation.map(|e| e.loss),
+            };
+            Some(PlantedResult {
+                kind: p.kind,
+                density: p.density(),
+                target_metric,
+                relative_metric: trained_metric.map(|m| m / target_metric),
+                untrained_rescaled: strong.rescaled,
+                recovery,
+            })
+        }
+        _ => None,
+    };
     Ok(JobRecord {
         suite: suite.name.clone(),
         task: task.task.name().to_string(),
@@ -335,6 +470,8 @@ pub fn run_job(
         kept: mask.kept(),
         total,
         layer_densities: mask.layer_densities(),
+        planted,
+        transfer,
         train: suite.train.clone(),
         timing: Timing {
             prune_s,

@@ -5,9 +5,12 @@
 //! tasks: [circle, {name: relu, noise_std: 0.02}]
 //! models:                          # optional; default: one MLP with hidden [100, 100, 100]
 //!   - {hidden: [100, 100, 100], init: kaiming-normal, bias: true}
+//!   - {name: host, hidden: [100, 100, 100], init: he-scaled, plant: pns}  # planted host
 //! methods: [dense, random, {name: random, rule: erk}, magnitude, snip, synflow]
-//! densities: [0.5, 0.1]
+//! densities: [0.5, 0.1, planted]  # `planted`: the planted ticket's density (planted models)
 //! seeds: 3                         # or a list: [0, 1, 2]
+//! transfer: false                  # true: also train each ticket on the other tasks of the
+//!                                  # same input width and output kind
 //! train: {optimizer: adam, lr: 0.001, epochs: 10, batch_size: 32}
 //! device: cpu                      # cpu | ndarray | cuda[:N]; --device overrides
 //! ```
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use ticketbench_core::{CoreError, Density, InitScheme, Network, target_count};
 use ticketbench_planted::tasks::{self as task_registry, Task};
+use ticketbench_planted::{PlantKind, TargetNet};
 
 /// A suite file that could not be loaded. Displayed as `path:line:column: message`.
 #[derive(Debug, Error)]
@@ -143,6 +147,9 @@ pub struct ModelSpec {
     pub init: InitScheme,
     #[serde(default = "default_bias")]
     pub bias: bool,
+    /// Plant the task's target into the host (planting.md §3): `pns`.
+    #[serde(default)]
+    pub plant: Option<PlantKind>,
 }
 
 impl ModelSpec {
@@ -173,6 +180,64 @@ impl ModelSpec {
     ) -> Result<Network, CoreError> {
         Network::mlp(&self.widths(task), self.bias, self.init, streams)
     }
+
+    /// The target this model plants for `task`, if it plants one; errors explain why a
+    /// task and host do not fit.
+    pub fn planted_target(&self, task: &dyn Task) -> Result<Option<TargetNet>, String> {
+        let Some(kind) = self.plant else {
+            return Ok(None);
+        };
+        if kind != PlantKind::Pns {
+            return Err(format!(
+                "`plant: {}` is not available in suites: its certified ticket prunes biases, which ticketbench's pruners never do; build it with `ticketbench plant --kind strong`",
+                kind.name()
+            ));
+        }
+        let widths = self.widths(task);
+        let target = task.target(widths.len()).map_err(|e| e.to_string())?;
+        let tw = target.widths();
+        if tw.iter().zip(&widths).any(|(t, h)| t > h) {
+            return Err(format!(
+                "model `{}` (widths {widths:?}) is too narrow for the {} target (widths {tw:?})",
+                self.label(),
+                task.name()
+            ));
+        }
+        if !self.bias {
+            return Err(format!(
+                "model `{}` plants a target with biases; set `bias: true`",
+                self.label()
+            ));
+        }
+        Ok(Some(target))
+    }
+
+    /// Density of the planted ticket (target nonzeros / host weights) for `task`.
+    pub fn planted_density(&self, task: &dyn Task) -> Option<Density> {
+        let target = self.planted_target(task).ok()??;
+        let total: usize = Network::mlp_shapes(&self.widths(task))
+            .ok()?
+            .iter()
+            .map(|s| s.len())
+            .sum();
+        Density::new(target.nonzero_weights() as f64 / total as f64).ok()
+    }
+}
+
+/// One entry of `densities`: a number or the word `planted`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DensityEntry {
+    Value(f64),
+    Word(String),
+}
+
+/// A density of the suite grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DensitySpec {
+    Fixed(Density),
+    /// The planted ticket's own density (on planted models; skipped elsewhere).
+    Planted,
 }
 
 #[derive(Deserialize)]
@@ -186,12 +251,14 @@ struct SuiteFile {
     #[serde(default)]
     models: Option<Spanned<Vec<Spanned<ModelSpec>>>>,
     methods: Spanned<Vec<Spanned<NamedSpec>>>,
-    densities: Spanned<Vec<Spanned<f64>>>,
+    densities: Spanned<Vec<Spanned<DensityEntry>>>,
     seeds: Spanned<SeedsSpec>,
     #[serde(default)]
     train: Option<Spanned<TrainRecipe>>,
     #[serde(default)]
     device: Option<Spanned<String>>,
+    #[serde(default)]
+    transfer: Option<Spanned<bool>>,
 }
 
 /// A task of a suite, built and validated.
@@ -213,10 +280,28 @@ pub struct Suite {
     pub tasks: Vec<SuiteTask>,
     pub models: Vec<ModelSpec>,
     pub methods: Vec<SuiteMethod>,
-    pub densities: Vec<Density>,
+    pub densities: Vec<DensitySpec>,
     pub seeds: Vec<u64>,
     pub train: TrainRecipe,
     pub device: DeviceSpec,
+    /// Train every ticket also on the other tasks with the same input width and output kind.
+    pub transfer: bool,
+}
+
+impl Suite {
+    /// Indices of the suite's other tasks a ticket found on task `t` transfers to.
+    pub fn transfer_targets(&self, t: usize) -> Vec<usize> {
+        if !self.transfer {
+            return Vec::new();
+        }
+        let a = &self.tasks[t].task;
+        (0..self.tasks.len())
+            .filter(|&u| {
+                let b = &self.tasks[u].task;
+                u != t && a.input_dim() == b.input_dim() && a.output() == b.output()
+            })
+            .collect()
+    }
 }
 
 /// Label of a registry entry: its name, plus `[k=v, …]` for parameters that differ from the
@@ -356,6 +441,7 @@ impl Suite {
                 hidden: vec![100, 100, 100],
                 init: default_init(),
                 bias: true,
+                plant: None,
             }],
             Some(list) => {
                 nonempty(
@@ -384,6 +470,11 @@ impl Suite {
                             ),
                         ));
                     }
+                    for t in &tasks {
+                        m.value
+                            .planted_target(t.task.as_ref())
+                            .map_err(|e| at(&m.referenced, format!("task {}: {e}", t.label)))?;
+                    }
                     models.push(m.value);
                 }
                 models
@@ -411,34 +502,54 @@ impl Suite {
             "densities",
             "list densities in (0, 1], e.g. [0.5, 0.1, 0.01]",
         )?;
-        let mut densities: Vec<Density> = Vec::new();
+        let mut densities: Vec<DensitySpec> = Vec::new();
         for d in &file.densities.value {
-            let density = Density::new(d.value).map_err(|e| at(&d.referenced, e.to_string()))?;
-            if densities.contains(&density) {
+            let spec = match &d.value {
+                DensityEntry::Value(v) => {
+                    let density = Density::new(*v).map_err(|e| at(&d.referenced, e.to_string()))?;
+                    // Every density must keep at least one weight of every network.
+                    for t in &tasks {
+                        for m in &models {
+                            let shapes = Network::mlp_shapes(&m.widths(t.task.as_ref()))
+                                .map_err(|e| at(&d.referenced, e.to_string()))?;
+                            let total = shapes.iter().map(|s| s.len()).sum();
+                            target_count(density, total).map_err(|e| {
+                                at(
+                                    &d.referenced,
+                                    format!("task {} with model {}: {e}", t.label, m.label()),
+                                )
+                            })?;
+                        }
+                    }
+                    DensitySpec::Fixed(density)
+                }
+                DensityEntry::Word(w) if w == "planted" => {
+                    if models.iter().all(|m| m.plant.is_none()) {
+                        return Err(at(
+                            &d.referenced,
+                            "density `planted` needs a planted model, e.g. `models: [{hidden: [100, 100, 100], init: he-scaled, plant: pns}]`".into(),
+                        ));
+                    }
+                    DensitySpec::Planted
+                }
+                DensityEntry::Word(w) => {
+                    return Err(at(
+                        &d.referenced,
+                        format!("density `{w}` is neither a number in (0, 1] nor `planted`"),
+                    ));
+                }
+            };
+            if densities.contains(&spec) {
+                let shown = match spec {
+                    DensitySpec::Fixed(d) => d.get().to_string(),
+                    DensitySpec::Planted => "planted".into(),
+                };
                 return Err(at(
                     &d.referenced,
-                    format!("density {} is listed twice", d.value),
+                    format!("density {shown} is listed twice"),
                 ));
             }
-            densities.push(density);
-        }
-
-        // Every density must keep at least one weight of every (task, model) network.
-        for d in &file.densities.value {
-            let density = Density::new(d.value).expect("checked above");
-            for t in &tasks {
-                for m in &models {
-                    let shapes = Network::mlp_shapes(&m.widths(t.task.as_ref()))
-                        .map_err(|e| at(&d.referenced, e.to_string()))?;
-                    let total = shapes.iter().map(|s| s.len()).sum();
-                    target_count(density, total).map_err(|e| {
-                        at(
-                            &d.referenced,
-                            format!("task {} with model {}: {e}", t.label, m.label()),
-                        )
-                    })?;
-                }
-            }
+            densities.push(spec);
         }
 
         let seeds = file.seeds.value.0;
@@ -473,11 +584,12 @@ impl Suite {
                 .map_err(|e: crate::device::DeviceError| at(&d.referenced, e.to_string()))?,
         };
 
+        let transfer = file.transfer.as_ref().is_some_and(|t| t.value);
         let name = file.name.unwrap_or_else(|| {
             path.file_stem()
                 .map_or("suite".into(), |s| s.to_string_lossy().into_owned())
         });
-        Ok(Suite {
+        let suite = Suite {
             name,
             description: file.description,
             tasks,
@@ -487,7 +599,18 @@ impl Suite {
             seeds,
             train,
             device,
-        })
+            transfer,
+        };
+        if let Some(t) = &file.transfer
+            && t.value
+            && (0..suite.tasks.len()).all(|i| suite.transfer_targets(i).is_empty())
+        {
+            return Err(at(
+                &t.referenced,
+                "`transfer: true` but no two tasks share input width and output kind (e.g. list `circle` and `{name: circle, label_noise: 0.1}`)".into(),
+            ));
+        }
+        Ok(suite)
     }
 }
 
