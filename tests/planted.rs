@@ -73,6 +73,16 @@ fn planted_suite_records_ground_truth_recovery_and_transfer() {
             assert_eq!(rec["jaccard"], 1.0);
             assert_eq!(rec["contains_planted"], true);
             assert_eq!(r["density"], p["density"]);
+            // Untrained, output-rescaled, the planted ticket is the target (§3.3).
+            let (strong, target) = (
+                p["untrained_rescaled"].as_f64().unwrap(),
+                p["target_metric"].as_f64().unwrap(),
+            );
+            if r["task_kind"] == "classification" {
+                assert!((strong - target).abs() <= 0.01, "{strong} vs {target}");
+            } else {
+                assert!(strong <= 1.05 * target, "{strong} vs {target}");
+            }
         }
         if r["method"] == "snip" {
             let auroc = rec["score_auroc"].as_f64().unwrap();
@@ -105,6 +115,10 @@ fn planted_suite_records_ground_truth_recovery_and_transfer() {
 
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(report.contains("· recovery"), "{report}");
+    assert!(
+        report.contains("· strong ticket (no training, output rescaled)"),
+        "{report}"
+    );
     assert!(
         report.contains("transfer to circle[label_noise=0.2,samples=600]"),
         "{report}"

@@ -111,7 +111,7 @@ pub fn render_markdown(set: &ResultSet) -> String {
         }
         out.push_str(&format!(
             "Cells: {}; mean ± sample std over seeds, (n) finished runs; **bold**: best mean per density. Seeds: {}.\n\n",
-            table.metric.describe(),
+            table.caption,
             table.seeds
         ));
         out.push_str(&table_markdown(&table));
@@ -135,6 +135,7 @@ mod tests {
         };
         ComparisonTable {
             view: None,
+            caption: String::new(),
             task: "circle".into(),
             model: "mlp".into(),
             device: "cpu".into(),

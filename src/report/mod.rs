@@ -70,31 +70,51 @@ impl Metric {
         matches!(self, Metric::AccuracyPercent | Metric::Jaccard)
     }
 
-    /// The task metric of a finished job's ticket (accuracy or MSE), on its own task or,
-    /// with `transfer`, on that other task.
-    fn of(self, r: &JobRecord, transfer: Option<&str>) -> Option<f64> {
-        let (acc, loss) = match transfer {
-            None => (r.metrics.test_acc, r.metrics.test_loss),
-            Some(label) => r
+    pub fn describe(self) -> &'static str {
+        match self {
+            Metric::AccuracyPercent => "test accuracy (%), higher is better",
+            Metric::Mse => "test MSE, lower is better",
+            Metric::Jaccard => {
+                "Jaccard index |F∩P|/|F∪P| of the found mask F against the planted ticket P (1 = the planted ticket itself), higher is better"
+            }
+        }
+    }
+}
+
+/// Which number of a job a table shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quantity<'a> {
+    /// The task metric after training.
+    Trained,
+    /// The task metric of the mask on its starting weights, no training, after the planted
+    /// host's output rescaling (strong ticket).
+    StrongRescaled,
+    /// The task metric after training on another task (`transfer`).
+    Transfer(&'a str),
+    /// Jaccard index against the planted ticket.
+    Jaccard,
+}
+
+impl Quantity<'_> {
+    fn of(self, metric: Metric, r: &JobRecord) -> Option<f64> {
+        let planted = r.planted.as_ref();
+        let (acc, loss) = match self {
+            Quantity::Jaccard => return planted.map(|p| p.recovery.jaccard),
+            Quantity::Trained => (r.metrics.test_acc, r.metrics.test_loss),
+            Quantity::StrongRescaled => {
+                let v = planted.map(|p| p.untrained_rescaled);
+                (v, v)
+            }
+            Quantity::Transfer(label) => r
                 .transfer
                 .iter()
                 .find(|t| t.task_label == label)
                 .map_or((None, None), |t| (t.test_acc, t.test_loss)),
         };
-        match self {
+        match metric {
             Metric::AccuracyPercent => acc.map(|a| 100.0 * a),
             Metric::Mse => loss,
-            Metric::Jaccard => r.planted.as_ref().map(|p| p.recovery.jaccard),
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Metric::AccuracyPercent => "test accuracy (%) after training, higher is better",
-            Metric::Mse => "test MSE after training, lower is better",
-            Metric::Jaccard => {
-                "Jaccard index |F∩P|/|F∪P| of the found mask F against the planted ticket P (1 = the planted ticket itself), higher is better"
-            }
+            Metric::Jaccard => None,
         }
     }
 }
@@ -104,6 +124,8 @@ impl Metric {
 pub struct ComparisonTable {
     /// What the table is about beyond task · model · device (`recovery`, `transfer to …`).
     pub view: Option<String>,
+    /// What a cell holds, in words.
+    pub caption: String,
     pub task: String,
     pub model: String,
     pub device: String,
@@ -190,18 +212,27 @@ impl ResultSet {
                 }
             };
             let metric = kind_metric(&recs[0].task_kind);
-            let table = |view: Option<String>, metric: Metric, transfer: Option<&str>| {
+            let table = |view: Option<String>, metric: Metric, quantity: Quantity| {
                 build_table(
                     &recs,
                     (task.clone(), model.clone(), device.clone()),
                     view,
                     metric,
-                    transfer,
+                    quantity,
                 )
             };
-            tables.push(table(None, metric, None));
+            tables.push(table(None, metric, Quantity::Trained));
             if recs.iter().any(|r| r.planted.is_some()) {
-                tables.push(table(Some("recovery".into()), Metric::Jaccard, None));
+                tables.push(table(
+                    Some("recovery".into()),
+                    Metric::Jaccard,
+                    Quantity::Jaccard,
+                ));
+                tables.push(table(
+                    Some("strong ticket (no training, output rescaled)".into()),
+                    metric,
+                    Quantity::StrongRescaled,
+                ));
             }
             let mut others: Vec<&str> = Vec::new();
             for r in &recs {
@@ -215,7 +246,7 @@ impl ResultSet {
                 tables.push(table(
                     Some(format!("transfer to {other}")),
                     metric,
-                    Some(other),
+                    Quantity::Transfer(other),
                 ));
             }
         }
@@ -251,18 +282,18 @@ impl ResultSet {
     }
 }
 
-/// One table over `recs`: methods × densities of `metric` (on task `transfer` if given).
+/// One table over `recs`: methods × densities of `quantity`, formatted as `metric`.
 fn build_table(
     recs: &[&JobRecord],
     (task, model, device): (String, String, String),
     view: Option<String>,
     metric: Metric,
-    transfer: Option<&str>,
+    quantity: Quantity,
 ) -> ComparisonTable {
     let mut densities: Vec<f64> = Vec::new();
     let mut methods: Vec<String> = Vec::new();
     for r in recs {
-        if metric.of(r, transfer).is_none() && r.status == Status::Ok {
+        if quantity.of(metric, r).is_none() && r.status == Status::Ok {
             continue;
         }
         if !densities.contains(&r.density) {
@@ -287,7 +318,7 @@ fn build_table(
                     let values: Vec<f64> = cell
                         .iter()
                         .filter(|r| r.status == Status::Ok)
-                        .filter_map(|r| metric.of(r, transfer))
+                        .filter_map(|r| quantity.of(metric, r))
                         .collect();
                     let diverged = cell.iter().filter(|r| r.status == Status::Diverged).count();
                     CellStats::from_values(&values, diverged)
@@ -296,8 +327,20 @@ fn build_table(
             (m, cells)
         })
         .collect();
+    let caption = match quantity {
+        Quantity::Trained => format!("{} after training", metric.describe()),
+        Quantity::StrongRescaled => format!(
+            "{} of the mask on its starting weights without training, after the output rescaling of planting.md §4.6",
+            metric.describe()
+        ),
+        Quantity::Transfer(other) => {
+            format!("{} after training the ticket on {other}", metric.describe())
+        }
+        Quantity::Jaccard => metric.describe().to_string(),
+    };
     ComparisonTable {
         view,
+        caption,
         task,
         model,
         device,

@@ -16,7 +16,7 @@
 //! ```
 
 use crate::device::DeviceSpec;
-use crate::methods::{self, Params, Pruner};
+use crate::methods::{self, Params, Pruner, Schedule};
 use crate::train::TrainRecipe;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -494,7 +494,20 @@ impl Suite {
             label,
             pruner: Arc::from(pruner),
         })
-        .collect();
+        .collect::<Vec<_>>();
+        if models.iter().all(|m| m.plant.is_none())
+            && let Some(i) = suite_methods
+                .iter()
+                .position(|m| m.pruner.schedule() == Schedule::PlantedDensity)
+        {
+            return Err(at(
+                &file.methods.value[i].referenced,
+                format!(
+                    "method `{}` needs a planted model, e.g. `models: [{{hidden: [100, 100, 100], init: he-scaled, plant: pns}}]`",
+                    suite_methods[i].label
+                ),
+            ));
+        }
 
         nonempty(
             file.densities.value.len(),
