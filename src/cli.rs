@@ -414,17 +414,7 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
                 .bad_input()?
         }
     };
-    if task.input_dim() != inputs || task.output().dim() != outputs {
-        return Err(anyhow!(
-            "task `{}` has {} inputs and {} outputs; --widths must start with {} and end with {}",
-            task.name(),
-            task.input_dim(),
-            task.output().dim(),
-            task.input_dim(),
-            task.output().dim()
-        ))
-        .bad_input();
-    }
+    check_task_widths(task.as_ref(), &a.widths.0, "--widths")?;
     let engine = Engine::new(a.device).bad_input()?;
     let streams = Streams::new(a.seed);
     let net = Network::mlp(&a.widths.0, true, init, &streams).bad_input()?;
@@ -482,20 +472,27 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn plant(a: PlantArgs) -> Result<(), CliError> {
-    let task = task_registry::build(&a.task, &Default::default()).bad_input()?;
-    let widths = &a.host_widths.0;
-    if widths[0] != task.input_dim() || *widths.last().expect("validated") != task.output().dim() {
+/// The first and last of `widths` (given as `flag`) must be the task's input and output widths.
+fn check_task_widths(
+    task: &dyn task_registry::Task,
+    widths: &[usize],
+    flag: &str,
+) -> Result<(), CliError> {
+    let (inputs, outputs) = (task.input_dim(), task.output().dim());
+    if widths[0] != inputs || widths.last() != Some(&outputs) {
         return Err(anyhow!(
-            "task `{}` has {} inputs and {} outputs; --host-widths must start with {} and end with {}",
+            "task `{}` has {inputs} inputs and {outputs} outputs; {flag} must start with {inputs} and end with {outputs}",
             task.name(),
-            task.input_dim(),
-            task.output().dim(),
-            task.input_dim(),
-            task.output().dim()
         ))
         .bad_input();
     }
+    Ok(())
+}
+
+fn plant(a: PlantArgs) -> Result<(), CliError> {
+    let task = task_registry::build(&a.task, &Default::default()).bad_input()?;
+    let widths = &a.host_widths.0;
+    check_task_widths(task.as_ref(), widths, "--host-widths")?;
     let target = task.target(widths.len()).bad_input()?;
     let streams = Streams::new(a.seed);
     let (planted, certificate) = match a.kind {

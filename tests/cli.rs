@@ -1,46 +1,16 @@
 //! End to end through the binary: run, resume, determinism, report, list, ratios, prune.
 
+mod common;
+
+use common::{ok, records, ticketbench};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn ticketbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ticketbench"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn tiny() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/tiny.yaml")
         .display()
         .to_string()
-}
-
-/// Records of a results file, without the fields that legitimately differ between runs.
-fn records(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            let o = v.as_object_mut().unwrap();
-            o.remove("timing");
-            o.remove("provenance");
-            v
-        })
-        .collect()
 }
 
 fn run_tiny(out: &Path) -> String {

@@ -1,27 +1,12 @@
 //! Planted hosts end to end through the binary: suites with `plant: pns`, recovery records,
 //! the planted reference, transfer, and `ticketbench plant` exports a numpy user can verify.
 
+mod common;
+
+use common::{ok, records, ticketbench};
 use safetensors::SafeTensors;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn ticketbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ticketbench"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn run_planted(out: &Path) -> Vec<Value> {
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/planted.yaml");
@@ -32,17 +17,7 @@ fn run_planted(out: &Path) -> Vec<Value> {
         out.to_str().unwrap(),
         "--quiet",
     ]));
-    std::fs::read_to_string(out.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            let o = v.as_object_mut().unwrap();
-            o.remove("timing");
-            o.remove("provenance");
-            v
-        })
-        .collect()
+    records(out)
 }
 
 #[test]

@@ -72,10 +72,10 @@ impl Metric {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Metric::AccuracyPercent => "test accuracy (%), higher is better",
-            Metric::Mse => "test MSE, lower is better",
+            Metric::AccuracyPercent => "test accuracy (%)",
+            Metric::Mse => "test MSE",
             Metric::Jaccard => {
-                "Jaccard index |F∩P|/|F∪P| of the found mask F against the planted ticket P (1 = the planted ticket itself), higher is better"
+                "Jaccard index |F∩P|/|F∪P| of the found mask F against the planted ticket P (1 = the planted ticket itself)"
             }
         }
     }
@@ -327,7 +327,7 @@ fn build_table(
             (m, cells)
         })
         .collect();
-    let caption = match quantity {
+    let what = match quantity {
         Quantity::Trained => format!("{} after training", metric.describe()),
         Quantity::StrongRescaled => format!(
             "{} of the mask on its starting weights without training, after the output rescaling of planting.md §4.6",
@@ -338,6 +338,12 @@ fn build_table(
         }
         Quantity::Jaccard => metric.describe().to_string(),
     };
+    let better = if metric.higher_is_better() {
+        "higher"
+    } else {
+        "lower"
+    };
+    let caption = format!("{what} ({better} is better)");
     ComparisonTable {
         view,
         caption,

@@ -1,0 +1,38 @@
+//! Helpers shared by the end-to-end tests that drive the binary.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn ticketbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ticketbench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The stdout of a successful run; panics with stderr otherwise.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Records of a results file, without the fields that legitimately differ between runs.
+pub fn records(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("timing");
+            o.remove("provenance");
+            v
+        })
+        .collect()
+}
