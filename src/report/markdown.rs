@@ -14,6 +14,8 @@ fn format_value(metric: Metric, v: f64) -> String {
     match metric {
         Metric::AccuracyPercent => format!("{v:.2}"),
         Metric::Mse => format!("{v:.3e}"),
+        // Tiny tickets in big masks give Jaccard values far below 0.01: keep their digits.
+        Metric::Jaccard if v != 0.0 && v.abs() < 0.01 => format!("{v:.1e}"),
         Metric::Jaccard => format!("{v:.3}"),
     }
 }
