@@ -10,7 +10,6 @@ use crate::runner::{self, RunOptions, suite::Suite};
 use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use ticketbench_baselines::ratios;
 use ticketbench_core::{Density, InitScheme, Network, Streams, target_count};
@@ -457,19 +456,24 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
         "version": crate::VERSION,
         "layout": "weights [out, in] row-major (PyTorch nn.Linear); see docs/export.md",
     });
-    // One key: safetensors writes metadata from a HashMap, whose order would vary per run.
-    let metadata = HashMap::from([("ticketbench".to_string(), summary.to_string())]);
-    let path = crate::export::export_ticket(&a.export, &net, &outcome, metadata)
+    let path = crate::export::export_ticket(&a.export, &net, &outcome, &summary)
         .context("exporting the ticket")?;
-    let json_path = a.export.join("ticket.json");
-    std::fs::write(
-        &json_path,
-        serde_json::to_string_pretty(&summary).expect("json"),
-    )
-    .with_context(|| format!("writing {}", json_path.display()))?;
+    let json_path = write_json(&a.export, "ticket.json", &summary)?;
     println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
     eprintln!("wrote {} and {}", path.display(), json_path.display());
     Ok(())
+}
+
+/// Writes `value` as pretty JSON to `dir/file` and returns the path.
+fn write_json(
+    dir: &std::path::Path,
+    file: &str,
+    value: &impl serde::Serialize,
+) -> Result<PathBuf, CliError> {
+    let path = dir.join(file);
+    std::fs::write(&path, serde_json::to_string_pretty(value).expect("json"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// The first and last of `widths` (given as `flag`) must be the task's input and output widths.
@@ -550,19 +554,11 @@ fn plant(a: PlantArgs) -> Result<(), CliError> {
         "version": crate::VERSION,
         "layout": "weights [out, in] row-major (PyTorch nn.Linear); see docs/export.md",
     });
-    let metadata = HashMap::from([("ticketbench".to_string(), summary.to_string())]);
-    let path = crate::export::export_planted(&a.export, &planted, metadata)
+    let path = crate::export::export_planted(&a.export, &planted, &summary)
         .context("exporting the planted host")?;
-    let json_path = a.export.join("planted.json");
-    std::fs::write(
-        &json_path,
-        serde_json::to_string_pretty(&summary).expect("json"),
-    )
-    .with_context(|| format!("writing {}", json_path.display()))?;
+    let json_path = write_json(&a.export, "planted.json", &summary)?;
     if let Some(c) = &certificate {
-        let cert_path = a.export.join("certificate.json");
-        std::fs::write(&cert_path, serde_json::to_string_pretty(c).expect("json"))
-            .with_context(|| format!("writing {}", cert_path.display()))?;
+        write_json(&a.export, "certificate.json", c)?;
         eprintln!(
             "certificate: sup-norm error ≤ {:.4} (measured max {:.4} on {} probes)",
             c.certified_bound, c.probe_max_error, c.probes

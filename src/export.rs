@@ -68,13 +68,15 @@ fn u8_mask(name: String, shape: Vec<usize>, keep: &[bool]) -> Owned {
     }
 }
 
-/// Writes `tensors` to `dir/file` with the given metadata.
+/// Writes `tensors` to `dir/file`, with `summary` as the one metadata key `ticketbench`
+/// (one key: safetensors writes metadata from a HashMap, whose order would vary per run).
 fn write_file(
     dir: &Path,
     file: &str,
     tensors: &[Owned],
-    metadata: HashMap<String, String>,
+    summary: &serde_json::Value,
 ) -> Result<std::path::PathBuf, ExportError> {
+    let metadata = HashMap::from([("ticketbench".to_string(), summary.to_string())]);
     std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
         path: dir.to_path_buf(),
         source,
@@ -92,7 +94,7 @@ fn write_file(
 pub fn export_planted(
     dir: &Path,
     planted: &PlantedTicket,
-    metadata: HashMap<String, String>,
+    summary: &serde_json::Value,
 ) -> Result<std::path::PathBuf, ExportError> {
     let mut tensors = Vec::new();
     push_network(&mut tensors, "host", &planted.host);
@@ -128,7 +130,7 @@ pub fn export_planted(
         shape: vec![planted.output_scale.len()],
         bytes: f64_bytes(&planted.output_scale),
     });
-    write_file(dir, PLANTED_FILE, &tensors, metadata)
+    write_file(dir, PLANTED_FILE, &tensors, summary)
 }
 
 fn push_network(out: &mut Vec<Owned>, prefix: &str, net: &Network) {
@@ -155,7 +157,7 @@ pub fn export_ticket(
     dir: &Path,
     net: &Network,
     outcome: &PruneOutcome,
-    metadata: HashMap<String, String>,
+    summary: &serde_json::Value,
 ) -> Result<std::path::PathBuf, ExportError> {
     let mut tensors = Vec::new();
     push_network(&mut tensors, "layers", net);
@@ -179,5 +181,5 @@ pub fn export_ticket(
     if let Some(start) = &outcome.start {
         push_network(&mut tensors, "start", start);
     }
-    write_file(dir, TICKET_FILE, &tensors, metadata)
+    write_file(dir, TICKET_FILE, &tensors, summary)
 }

@@ -58,6 +58,7 @@ impl Recovery {
     pub fn measure(found: &Mask, planted: &PlantedTicket, scores: Option<(&Scores, Keep)>) -> Self {
         let p = &planted.mask;
         let layers = p.layers().len();
+        let fan_ins = fan_ins(planted);
         let mut inter = vec![0usize; layers];
         for (l, inter_l) in inter.iter_mut().enumerate() {
             *inter_l = found
@@ -84,7 +85,8 @@ impl Recovery {
             .map(|(&i, &n)| ratio(i, n))
             .collect();
 
-        let (neuron_precision, neuron_recall, neuron_jaccard) = neuron_overlap(found, planted);
+        let (neuron_precision, neuron_recall, neuron_jaccard) =
+            neuron_overlap(found, planted, &fan_ins);
         let layer_density_tv = 0.5
             * f_layer
                 .iter()
@@ -120,8 +122,8 @@ impl Recovery {
             neuron_precision,
             neuron_recall,
             neuron_jaccard,
-            neurons_recovered: neurons_recovered(found, planted),
-            path_recall: path_recall(found, planted),
+            neurons_recovered: neurons_recovered(found, planted, &fan_ins),
+            path_recall: path_recall(found, planted, &fan_ins),
             layer_density_tv,
             layer_density_log,
             score_auroc: scores.map(|(s, keep)| score_auroc(s, p, keep)),
@@ -152,11 +154,10 @@ fn fan_ins(planted: &PlantedTicket) -> Vec<usize> {
         .collect()
 }
 
-fn neuron_overlap(found: &Mask, planted: &PlantedTicket) -> (f64, f64, f64) {
+fn neuron_overlap(found: &Mask, planted: &PlantedTicket, fan_ins: &[usize]) -> (f64, f64, f64) {
     let (mut inter, mut nf, mut np) = (0usize, 0usize, 0usize);
-    let fan_ins = fan_ins(planted);
     for (h, planted_neurons) in planted.hidden_neurons().iter().enumerate() {
-        let live = alive(found, &fan_ins, h);
+        let live = alive(found, fan_ins, h);
         nf += live.iter().filter(|&&a| a).count();
         np += planted_neurons.len();
         inter += planted_neurons.iter().filter(|&&k| live[k]).count();
@@ -168,9 +169,8 @@ fn neuron_overlap(found: &Mask, planted: &PlantedTicket) -> (f64, f64, f64) {
     )
 }
 
-fn neurons_recovered(found: &Mask, planted: &PlantedTicket) -> f64 {
+fn neurons_recovered(found: &Mask, planted: &PlantedTicket, fan_ins: &[usize]) -> f64 {
     let p = &planted.mask;
-    let fan_ins = fan_ins(planted);
     let (mut ok, mut all) = (0usize, 0usize);
     for (l, placed) in planted.neurons[1..].iter().enumerate() {
         let fan_in = fan_ins[l];
@@ -189,10 +189,9 @@ fn neurons_recovered(found: &Mask, planted: &PlantedTicket) -> f64 {
 
 /// Input→output paths through planted edges, counted by dynamic programming in f64
 /// (exact for these sizes), restricted to edges that `found` keeps as well.
-fn path_recall(found: &Mask, planted: &PlantedTicket) -> f64 {
+fn path_recall(found: &Mask, planted: &PlantedTicket, fan_ins: &[usize]) -> f64 {
     let count = |restrict: Option<&Mask>| -> f64 {
         let p = &planted.mask;
-        let fan_ins = fan_ins(planted);
         let mut paths = vec![1.0f64; fan_ins[0]];
         for (l, &fan_in) in fan_ins.iter().enumerate() {
             let keep = p.layer(l);

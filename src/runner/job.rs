@@ -289,7 +289,7 @@ impl GroupState {
         if let Some(target) = model.planted_target(task).map_err(JobError::Model)? {
             let ticket = plant_pns(&target, net)?;
             net = ticket.host.clone();
-            let ones = vec![1.0; target.layers.last().map_or(0, |l| l.fan_out)];
+            let ones = vec![1.0; task.output().dim()];
             target_metric = Some(score_function(&task_data.test, &ones, |x| target.forward(x)).raw);
             planted = Some(ticket);
         }
