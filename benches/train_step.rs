@@ -8,7 +8,7 @@ use ticketbench::device::DeviceSpec;
 use ticketbench::engine::Engine;
 use ticketbench::train::{Optimizer, TrainRecipe};
 use ticketbench_baselines::random_ticket;
-use ticketbench_baselines::ratios::{RatioRule, Uniform};
+use ticketbench_baselines::ratios::{RatioRule, RuleInput, Uniform};
 use ticketbench_core::select::{Keep, top_k_global};
 use ticketbench_core::{Density, InitScheme, Mask, Network, Scores, Streams, sample_uniform};
 use ticketbench_planted::tasks;
@@ -55,7 +55,7 @@ fn train_epoch(c: &mut Criterion) {
                 Mask::dense(&shapes)
             } else {
                 let counts = Uniform
-                    .counts(&shapes, Density::new(density).unwrap())
+                    .counts(RuleInput::Shapes(&shapes), Density::new(density).unwrap())
                     .unwrap();
                 random_ticket(&shapes, &counts, &streams, "bench")
             };

@@ -4,7 +4,7 @@
 
 use crate::device::DeviceSpec;
 use crate::engine::Engine;
-use crate::methods::{self, PruneContext};
+use crate::methods::{self, MethodCache, PruneContext};
 use crate::report;
 use crate::runner::{self, RunOptions, suite::Suite};
 use anyhow::{Context, anyhow};
@@ -308,7 +308,7 @@ fn list(a: ListArgs) -> Result<(), CliError> {
     println!("METHODS (name, family, data, summary; citation)");
     for m in &method_rows {
         println!(
-            "  {:<10} {:<15} {:<14} {}\n  {:<10} {}",
+            "  {:<12} {:<15} {:<14} {}\n  {:<12} {}",
             field(m, "name"),
             field(m, "family"),
             field(m, "data"),
@@ -320,7 +320,7 @@ fn list(a: ListArgs) -> Result<(), CliError> {
     println!("\nRATIO RULES");
     for r in &rule_rows {
         println!(
-            "  {:<10} {}\n  {:<10} {}",
+            "  {:<12} {}\n  {:<12} {}",
             field(r, "name"),
             field(r, "summary"),
             "",
@@ -348,8 +348,10 @@ fn list(a: ListArgs) -> Result<(), CliError> {
 fn ratios_cmd(a: RatiosArgs) -> Result<(), CliError> {
     let rule = ratios::rule(&a.rule).bad_input()?;
     let shapes = Network::mlp_shapes(&a.widths.0).bad_input()?;
-    let densities = rule.densities(&shapes, a.density).bad_input()?;
-    let counts = rule.counts(&shapes, a.density).bad_input()?;
+    // Only widths here: a weight-dependent rule (LAMP) answers with a NeedsWeights error.
+    let input = ratios::RuleInput::Shapes(&shapes);
+    let densities = rule.densities(input, a.density).bad_input()?;
+    let counts = rule.counts(input, a.density).bad_input()?;
     let rows: Vec<serde_json::Value> = shapes
         .iter()
         .zip(&densities)
@@ -429,6 +431,7 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
         recipe: &recipe,
         streams: &streams,
         trained_dense: &mut trained_dense,
+        cache: &mut MethodCache::new(),
         progress: &mut |msg| eprintln!("{msg}"),
         planted: None,
     };

@@ -22,6 +22,7 @@ pub mod methods;
 pub mod model;
 pub mod report;
 pub mod runner;
+pub mod score_train;
 pub mod train;
 
 /// The crate version, recorded in every result and hashed into every settings hash.

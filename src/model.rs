@@ -25,17 +25,49 @@ pub struct MaskedLinear {
 }
 
 impl MaskedLinear {
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let w = match &self.mask {
+    /// `W ⊙ M` (or `W` for a dense layer).
+    fn effective_weight(&self) -> Tensor<2> {
+        match &self.mask {
             Some(m) => self.weight.val() * m.clone(),
             None => self.weight.val(),
-        };
-        let y = x.matmul(w);
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let y = x.matmul(self.effective_weight());
         match &self.bias {
             Some(b) => y + b.val().unsqueeze::<2>(),
             None => y,
         }
     }
+
+    /// Stored weight multiplied by the mask, kept a trainable leaf (a tracked product would
+    /// silently get no gradient: burn-probe.md).
+    fn remasked(self) -> Self {
+        let Some(m) = self.mask.clone() else {
+            return self;
+        };
+        MaskedLinear {
+            weight: self.weight.map(|w| {
+                let trainable = w.is_require_grad();
+                let t = (w * m).detach();
+                if trainable { t.require_grad() } else { t }
+            }),
+            ..self
+        }
+    }
+}
+
+/// The `[in, out]` 0/1 mask tensor of one layer, `None` when the layer is dense.
+fn mask_tensor(keep: &[bool], fan_out: usize, fan_in: usize, device: &Device) -> Option<Tensor<2>> {
+    let dense = keep.iter().all(|&k| k);
+    (!dense).then(|| {
+        let m: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+        Tensor::from_data(
+            TensorData::new(transpose(&m, fan_out, fan_in), [fan_in, fan_out]),
+            device,
+        )
+    })
 }
 
 /// ReLU MLP with masked dense layers and a linear output.
@@ -68,18 +100,76 @@ impl MaskedMlp {
                     .bias
                     .as_ref()
                     .map(|b| Param::from_data(TensorData::new(b.clone(), [fan_out]), device));
-                let dense = keep.iter().all(|&k| k);
-                let mask = (!dense).then(|| {
-                    let m: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
-                    Tensor::from_data(
-                        TensorData::new(transpose(&m, fan_out, fan_in), [fan_in, fan_out]),
-                        device,
-                    )
-                });
+                let mask = mask_tensor(keep, fan_out, fan_in, device);
                 MaskedLinear { weight, bias, mask }
             })
             .collect();
         Ok(MaskedMlp { layers })
+    }
+
+    /// The same model under a new mask: stored weights outside `mask` and on `zeroed` become
+    /// exactly 0 (parameter ids kept, so optimiser state carries over for the other weights).
+    pub fn with_mask(self, mask: &Mask, zeroed: Option<&Mask>, device: &Device) -> Self {
+        let layers = self
+            .layers
+            .into_iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let [fan_in, fan_out] = layer.weight.val().dims();
+                let keep = mask.layer(l);
+                let layer = match zeroed {
+                    Some(z) => {
+                        let kept_value: Vec<bool> = keep
+                            .iter()
+                            .zip(z.layer(l))
+                            .map(|(&k, &z)| k && !z)
+                            .collect();
+                        MaskedLinear {
+                            mask: mask_tensor(&kept_value, fan_out, fan_in, device),
+                            ..layer
+                        }
+                        .remasked()
+                    }
+                    None => layer,
+                };
+                MaskedLinear {
+                    mask: mask_tensor(keep, fan_out, fan_in, device),
+                    ..layer
+                }
+                .remasked()
+            })
+            .collect();
+        MaskedMlp { layers }
+    }
+
+    /// Stored weights multiplied by the mask again (after an optimiser step that momentum or
+    /// Adam moments may have moved off zero).
+    pub fn remasked(self) -> Self {
+        MaskedMlp {
+            layers: self
+                .layers
+                .into_iter()
+                .map(MaskedLinear::remasked)
+                .collect(),
+        }
+    }
+
+    /// A copy whose weights are the current effective weights but with no mask, as fresh
+    /// trainable leaves: its gradient is the dense `∂L/∂W` (RigL's growth criterion).
+    pub fn unmasked_copy(&self) -> Self {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| MaskedLinear {
+                weight: Param::from_tensor(l.effective_weight().detach().require_grad()),
+                bias: l
+                    .bias
+                    .as_ref()
+                    .map(|b| Param::from_tensor(b.val().detach().require_grad())),
+                mask: None,
+            })
+            .collect();
+        MaskedMlp { layers }
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {

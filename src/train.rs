@@ -6,7 +6,7 @@
 //! the loss is finite; a NaN/inf loss stops training and is reported as a divergence.
 
 use crate::engine::{DeviceData, DeviceSplit, DeviceTargets, Engine, EngineError, loss};
-use crate::model::MaskedMlp;
+use crate::model::{MaskedMlp, weight_grads};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
@@ -142,6 +142,8 @@ pub mod nonfinite {
 pub struct TrainOutcome {
     /// Trained weights (pruned entries exactly 0.0).
     pub net: Network,
+    /// The mask at the end of training (a [`TrainHook`] may have changed it).
+    pub mask: Mask,
     /// Mean training loss of each finished epoch.
     pub epoch_losses: Vec<f64>,
     pub steps: usize,
@@ -165,6 +167,114 @@ pub struct EpochReport {
     pub train_loss: f64,
 }
 
+/// Watches a training run and may change its mask: dynamic sparse training updates the mask
+/// every ΔT steps, Early-Bird draws a mask after every epoch, IMP's rewinding run stops after
+/// k steps. Plain training uses no hook.
+pub trait TrainHook {
+    /// [`TrainHook::after_step`] runs after every `n`-th optimiser step; `None`: never.
+    fn step_interval(&self) -> Option<usize> {
+        None
+    }
+
+    fn after_step(&mut self, _view: &TrainView<'_>) -> Result<HookAction, EngineError> {
+        Ok(HookAction::Continue)
+    }
+
+    /// Runs before the first epoch (`view.epoch == 0`) and after every finished epoch.
+    fn at_epoch(&mut self, _view: &TrainView<'_>) -> Result<HookAction, EngineError> {
+        Ok(HookAction::Continue)
+    }
+}
+
+/// What a [`TrainHook`] asks the training loop to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookAction {
+    Continue,
+    /// End training now (the outcome holds the weights reached so far).
+    Stop,
+    /// Train under `mask` from now on. Weights outside it, and the entries of `zeroed`
+    /// (newly grown connections, which start at 0 even when they were just dropped), are set
+    /// to exactly 0; weights are re-masked after every later step, so optimiser state
+    /// (momentum, Adam moments) cannot revive a dropped weight.
+    SetMask {
+        mask: Mask,
+        zeroed: Option<Mask>,
+    },
+}
+
+/// The hook's view of a running training: counters, the current mask, and on demand the
+/// current weights and the dense gradient on the current batch.
+pub struct TrainView<'a> {
+    /// Optimiser steps done so far.
+    pub step: usize,
+    /// Epochs finished so far.
+    pub epoch: usize,
+    /// Steps the whole recipe takes (`epochs · ⌈n / batch⌉`).
+    pub total_steps: usize,
+    pub mask: &'a Mask,
+    model: &'a MaskedMlp,
+    like: &'a Network,
+    batch: Option<(&'a Tensor<2>, &'a DeviceTargets)>,
+    output: OutputKind,
+}
+
+impl TrainView<'_> {
+    /// The current weights on the host (pruned entries exactly 0).
+    pub fn network(&self) -> Network {
+        self.model.to_host(self.like)
+    }
+
+    /// `∂L/∂W` of the current batch at the current effective weights, for **every** entry
+    /// (pruned ones included), as RigL and GraNet grow by it. `None` in epoch hooks.
+    pub fn dense_gradients(&self) -> Result<Option<Vec<Vec<f32>>>, EngineError> {
+        let Some((x, y)) = self.batch else {
+            return Ok(None);
+        };
+        let dense = self.model.unmasked_copy();
+        let grads = loss(self.output, dense.forward(x.clone()), y).backward();
+        weight_grads(&dense, &grads, self.like)
+            .map(Some)
+            .ok_or(EngineError::MissingGradients {
+                step: self.step,
+                expected: dense.layers.len(),
+                got: 0,
+            })
+    }
+}
+
+/// What every [`TrainView`] of one run shares.
+struct ViewParts<'n> {
+    like: &'n Network,
+    total_steps: usize,
+    output: OutputKind,
+}
+
+impl<'n> ViewParts<'n> {
+    fn view<'a>(
+        &'a self,
+        model: &'a MaskedMlp,
+        mask: &'a Mask,
+        step: usize,
+        epoch: usize,
+        batch: Option<(&'a Tensor<2>, &'a DeviceTargets)>,
+    ) -> TrainView<'a> {
+        TrainView {
+            step,
+            epoch,
+            total_steps: self.total_steps,
+            mask,
+            model,
+            like: self.like,
+            batch,
+            output: self.output,
+        }
+    }
+}
+
+/// The hook of plain training.
+struct NoHook;
+impl TrainHook for NoHook {}
+
 impl Engine {
     /// Trains `net` under `mask` with `recipe` on `data`'s training split.
     pub fn train(
@@ -176,16 +286,67 @@ impl Engine {
         streams: &Streams,
         on_epoch: &mut dyn FnMut(EpochReport),
     ) -> Result<TrainOutcome, EngineError> {
+        self.train_with_hook(net, mask, data, recipe, streams, on_epoch, &mut NoHook)
+    }
+
+    /// [`Engine::train`] with a [`TrainHook`] that may stop the run or change the mask.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_with_hook(
+        &self,
+        net: &Network,
+        mask: &Mask,
+        data: &DeviceData,
+        recipe: &TrainRecipe,
+        streams: &Streams,
+        on_epoch: &mut dyn FnMut(EpochReport),
+        hook: &mut dyn TrainHook,
+    ) -> Result<TrainOutcome, EngineError> {
         recipe.validate().map_err(EngineError::Recipe)?;
         Engine::check_shapes(net, data.input_dim, data.output)?;
         let mut model = MaskedMlp::from_host(net, mask, self.device())?;
+        let mut mask = mask.clone();
+        // Set once a hook changes the mask: from then on stored weights are re-masked after
+        // every step (a fixed mask needs no re-masking: pruned entries never get a gradient).
+        let mut remask = false;
         let expected = model.num_params();
         let mut optim = recipe.optimizer();
         let mut order_rng = streams.stream("train/shuffle");
         let n = data.train.len;
+        let total_steps = recipe.epochs * n.div_ceil(recipe.batch_size);
+        let interval = hook.step_interval().filter(|&k| k > 0);
         let mut order: Vec<usize> = (0..n).collect();
         let (mut step, mut epoch_losses, mut diverged) = (0usize, Vec::new(), None);
+        let views = ViewParts {
+            like: net,
+            total_steps,
+            output: data.output,
+        };
+        let apply = |action: HookAction,
+                     model: MaskedMlp,
+                     mask: &mut Mask,
+                     remask: &mut bool|
+         -> Result<(MaskedMlp, bool), EngineError> {
+            match action {
+                HookAction::Continue => Ok((model, false)),
+                HookAction::Stop => Ok((model, true)),
+                HookAction::SetMask { mask: new, zeroed } => {
+                    new.check_shapes(&net.shapes())?;
+                    if let Some(z) = &zeroed {
+                        z.check_shapes(&net.shapes())?;
+                    }
+                    *mask = new;
+                    *remask = true;
+                    Ok((model.with_mask(mask, zeroed.as_ref(), self.device()), false))
+                }
+            }
+        };
+        let action = hook.at_epoch(&views.view(&model, &mask, 0, 0, None))?;
+        let (next, mut stop) = apply(action, model, &mut mask, &mut remask)?;
+        model = next;
         'epochs: for epoch in 0..recipe.epochs {
+            if stop {
+                break;
+            }
             for i in (1..n).rev() {
                 order.swap(i, sample_index(&mut order_rng, i + 1));
             }
@@ -195,7 +356,7 @@ impl Engine {
                 let idx: Tensor<1, Int> =
                     Tensor::from_data(TensorData::new(idx, [chunk.len()]), self.device());
                 let (x, y) = batch(&data.train, idx);
-                let batch_loss = loss(data.output, model.forward(x), &y);
+                let batch_loss = loss(data.output, model.forward(x.clone()), &y);
                 let value = batch_loss.clone().into_scalar::<f32>() as f64;
                 if !value.is_finite() {
                     diverged = Some(Divergence {
@@ -215,7 +376,19 @@ impl Engine {
                     });
                 }
                 model = optim.step(recipe.lr, model, grads);
+                if remask {
+                    model = model.remasked();
+                }
                 step += 1;
+                if interval.is_some_and(|k| step % k == 0) {
+                    let action =
+                        hook.after_step(&views.view(&model, &mask, step, epoch, Some((&x, &y))))?;
+                    let (next, s) = apply(action, model, &mut mask, &mut remask)?;
+                    model = next;
+                    if s {
+                        break 'epochs;
+                    }
+                }
             }
             let train_loss = loss_sum / n.max(1) as f64;
             epoch_losses.push(train_loss);
@@ -224,9 +397,14 @@ impl Engine {
                 epochs: recipe.epochs,
                 train_loss,
             });
+            let action = hook.at_epoch(&views.view(&model, &mask, step, epoch + 1, None))?;
+            let (next, s) = apply(action, model, &mut mask, &mut remask)?;
+            model = next;
+            stop = s;
         }
         Ok(TrainOutcome {
             net: model.to_host(net),
+            mask,
             epoch_losses,
             steps: step,
             diverged,
@@ -247,7 +425,7 @@ impl Engine {
 }
 
 /// The rows `idx` of a split.
-fn batch(split: &DeviceSplit, idx: Tensor<1, Int>) -> (Tensor<2>, DeviceTargets) {
+pub(crate) fn batch(split: &DeviceSplit, idx: Tensor<1, Int>) -> (Tensor<2>, DeviceTargets) {
     let x = split.x.clone().select(0, idx.clone());
     let y = match &split.y {
         DeviceTargets::Classes(y) => DeviceTargets::Classes(y.clone().select(0, idx)),

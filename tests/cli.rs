@@ -175,15 +175,45 @@ fn list_json_names_every_method_with_a_citation() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        vec!["dense", "planted", "random", "magnitude", "snip", "synflow"]
-    );
+    // The names, plus the two references.
+    let mut want = vec![
+        "imp",
+        "magnitude",
+        "random",
+        "snip",
+        "grasp",
+        "synflow",
+        "prospr",
+        "phew",
+        "edge-popup",
+        "gem-miner",
+        "biprop",
+        "ga",
+        "early-bird",
+        "set",
+        "rigl",
+        "granet",
+        "dense",
+        "planted",
+    ];
+    let mut sorted = names.clone();
+    sorted.sort();
+    want.sort();
+    assert_eq!(sorted, want);
+    let families = [
+        "reference",
+        "at-init",
+        "after-training",
+        "iterative",
+        "strong",
+        "dynamic",
+    ];
     for m in v["methods"].as_array().unwrap() {
         assert!(
             !m["citation"].as_str().unwrap().is_empty()
-                && m["family"].is_string()
-                && m["data"].is_string()
+                && families.contains(&m["family"].as_str().unwrap())
+                && m["data"].is_string(),
+            "{m}"
         );
     }
     let rules: Vec<&str> = v["ratio_rules"]
@@ -192,7 +222,18 @@ fn list_json_names_every_method_with_a_citation() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(rules, vec!["uniform", "erk"]);
+    assert_eq!(
+        rules,
+        vec![
+            "uniform",
+            "uniform-plus",
+            "er",
+            "erk",
+            "smart-ratio",
+            "igq",
+            "lamp"
+        ]
+    );
     assert!(
         v["tasks"]
             .as_array()

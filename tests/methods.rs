@@ -2,7 +2,7 @@
 
 use ticketbench::device::DeviceSpec;
 use ticketbench::engine::Engine;
-use ticketbench::methods::{self, PruneContext, PruneOutcome, Pruner, Schedule};
+use ticketbench::methods::{self, MethodCache, PruneContext, PruneOutcome, Pruner, Schedule};
 use ticketbench::train::TrainRecipe;
 use ticketbench_core::{Density, InitScheme, Network, Streams, target_count};
 use ticketbench_planted::{PlantedTicket, plant_pns, tasks};
@@ -75,6 +75,7 @@ impl Fixture {
             recipe: &self.recipe,
             streams: &self.streams,
             trained_dense: &mut trained,
+            cache: &mut MethodCache::new(),
             progress: &mut |_| {},
             planted: self.planted.as_ref(),
         };
@@ -88,6 +89,15 @@ fn method(name: &str, params: serde_json::Value) -> Box<dyn Pruner> {
     methods::build(name, params.as_object().unwrap()).unwrap()
 }
 
+/// Parameters that fit a method's schedule into the fixture's one short epoch (defaults
+/// otherwise): GraNet's ΔT = 1000 steps would never reach the target density.
+fn small_run_params(name: &str) -> serde_json::Value {
+    match name {
+        "granet" | "rigl" => serde_json::json!({"update_every": 2}),
+        _ => serde_json::json!({}),
+    }
+}
+
 #[test]
 fn every_method_keeps_exactly_the_requested_density() {
     // On a planted host, so the `planted` reference runs too.
@@ -95,7 +105,7 @@ fn every_method_keeps_exactly_the_requested_density() {
     let total = f.net.num_prunable();
     let planted_density = f.planted.as_ref().unwrap().density();
     for info in methods::METHODS {
-        let pruner = (info.build)(&Default::default()).unwrap();
+        let pruner = (info.build)(small_run_params(info.name).as_object().unwrap()).unwrap();
         let densities: Vec<f64> = match pruner.schedule() {
             Schedule::Grid => vec![0.5, 0.1, 0.013],
             Schedule::DenseOnly => vec![1.0],
@@ -118,7 +128,10 @@ fn random_tickets_follow_their_rule_and_seed() {
         let a = f.prune(m.as_ref(), 0.2).mask;
         let want = ticketbench_baselines::ratios::rule(rule)
             .unwrap()
-            .counts(&f.net.shapes(), Density::new(0.2).unwrap())
+            .counts(
+                ticketbench_baselines::RuleInput::Network(&f.net),
+                Density::new(0.2).unwrap(),
+            )
             .unwrap();
         assert_eq!(a.layer_kept(), want, "{rule}");
         assert_eq!(a, f.prune(m.as_ref(), 0.2).mask, "same seed, same mask");
@@ -251,5 +264,151 @@ fn snip_uses_gradient_times_weight() {
     let total: f64 = raw.iter().sum();
     for (s, r) in scores.layers.iter().flatten().zip(&raw) {
         assert!((s - r / total).abs() < 1e-12);
+    }
+}
+
+/// Every pruned weight of `net` is exactly zero.
+fn zero_outside(net: &Network, mask: &ticketbench_core::Mask) -> bool {
+    net.layers
+        .iter()
+        .zip(mask.layers())
+        .all(|(l, keep)| l.weight.iter().zip(keep).all(|(&w, &k)| k || w == 0.0))
+}
+
+#[test]
+fn imp_levels_follow_the_rate_and_rewind() {
+    let mut f = Fixture::circle(3);
+    f.recipe.epochs = 2;
+    let imp = method("imp", serde_json::json!({}));
+    let total = f.net.num_prunable();
+    let out = f.prune(imp.as_ref(), 0.3);
+    assert!(out.start.is_none(), "k = 0 rewinds to θ_0");
+    // Levels 0..n−1 are logged: density 1, then R_j = R_{j−1} − ⌈0.2 R_{j−1}⌉.
+    let mut r = total;
+    for (j, round) in out.log.rounds.iter().enumerate() {
+        assert_eq!(round.round, j);
+        assert!(
+            (round.density - r as f64 / total as f64).abs() < 1e-12,
+            "level {j}"
+        );
+        assert!(round.test_acc.is_some());
+        r -= (0.2 * r as f64).ceil() as usize;
+    }
+    // ⌈ln 0.3 / ln 0.8⌉ = 6 levels: levels 0..5 logged, level 6 is the returned ticket.
+    assert_eq!(out.log.rounds.len(), 6);
+    assert_eq!(
+        out.mask.kept(),
+        target_count(Density::new(0.3).unwrap(), total).unwrap()
+    );
+    // Late rewinding starts the ticket from θ_k ≠ θ_0.
+    let late = f.prune(
+        method("imp", serde_json::json!({"rewind_steps": 3})).as_ref(),
+        0.5,
+    );
+    let theta_k = late.start.expect("θ_k");
+    assert_ne!(theta_k, f.net);
+    let one_shot = f.prune(
+        method("imp", serde_json::json!({"one_shot": true})).as_ref(),
+        0.3,
+    );
+    assert_eq!(one_shot.log.rounds.len(), 1);
+    // One-shot IMP is magnitude pruning after training with rewinding.
+    let magnitude = f.prune(
+        method("magnitude", serde_json::json!({"rewind": true})).as_ref(),
+        0.3,
+    );
+    assert_eq!(one_shot.mask, magnitude.mask);
+}
+
+#[test]
+fn dynamic_methods_keep_layer_counts_and_change_the_mask() {
+    let mut f = Fixture::circle(4);
+    f.recipe.epochs = 3;
+    for (name, rule, params) in [
+        ("rigl", "erk", serde_json::json!({"update_every": 5})),
+        ("set", "er", serde_json::json!({})),
+    ] {
+        let out = f.prune(method(name, params).as_ref(), 0.2);
+        let want = ticketbench_baselines::ratios::rule(rule)
+            .unwrap()
+            .counts(
+                ticketbench_baselines::RuleInput::Network(&f.net),
+                Density::new(0.2).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            out.mask.layer_kept(),
+            want,
+            "{name}: per-layer counts are invariant"
+        );
+        let trained = out.trained.expect("dynamic methods train their ticket");
+        assert_eq!(trained.mask, out.mask);
+        assert!(
+            zero_outside(&trained.net, &out.mask),
+            "{name}: pruned weights stay 0"
+        );
+        assert!(out.log.events["mask_updates"] >= 1.0, "{name}");
+        // The final mask is not the initial random one.
+        let initial = f.prune(
+            method("random", serde_json::json!({"rule": rule})).as_ref(),
+            0.2,
+        );
+        assert_ne!(initial.mask, out.mask, "{name}: the mask evolved");
+    }
+    let granet = f.prune(
+        method("granet", serde_json::json!({"update_every": 5})).as_ref(),
+        0.1,
+    );
+    let trained = granet.trained.expect("trained");
+    assert_eq!(
+        granet.mask.kept(),
+        target_count(Density::new(0.1).unwrap(), f.net.num_prunable()).unwrap()
+    );
+    assert!(zero_outside(&trained.net, &granet.mask));
+    // GraNet with too coarse an update interval can never reach the target: a clear error.
+    let data = f.engine.upload(&f.task);
+    let mut trained_dense = None;
+    let mut ctx = PruneContext {
+        engine: &f.engine,
+        net: &f.net,
+        task: &f.task,
+        data: &data,
+        recipe: &f.recipe,
+        streams: &f.streams,
+        trained_dense: &mut trained_dense,
+        cache: &mut MethodCache::new(),
+        progress: &mut |_| {},
+        planted: None,
+    };
+    let err = method("granet", serde_json::json!({}))
+        .prune(&mut ctx, Density::new(0.1).unwrap())
+        .expect_err("ΔT = 1000 exceeds a 3-epoch run")
+        .to_string();
+    assert!(err.contains("update_every"), "{err}");
+}
+
+#[test]
+fn early_bird_draws_a_stable_magnitude_ticket_and_keeps_training_it() {
+    let mut f = Fixture::circle(5);
+    f.recipe.epochs = 12;
+    let out = f.prune(
+        method("early-bird", serde_json::json!({"epsilon": 0.5})).as_ref(),
+        0.3,
+    );
+    assert_eq!(out.log.events["eb_found"], 1.0, "ε = 0.5 is reached");
+    let epoch = out.log.events["eb_epoch"];
+    assert!(
+        (4.0..12.0).contains(&epoch),
+        "EB epoch {epoch}: not before the window fills"
+    );
+    let trained = out.trained.expect("trained after the EB epoch");
+    assert!(zero_outside(&trained.net, &out.mask));
+    // ε = 0 cannot be met by a changing mask: the ticket falls back to the final epoch's mask.
+    let strict = f.prune(
+        method("early-bird", serde_json::json!({"epsilon": 0.0})).as_ref(),
+        0.3,
+    );
+    if strict.log.events["eb_found"] == 0.0 {
+        assert!(strict.trained.is_none() && strict.start.is_some());
     }
 }

@@ -1,6 +1,7 @@
 //! ticketbench-baselines: the baselines every pruning method is compared against.
 //!
-//! * [`ratios`]: layerwise density rules (`densities(shapes, D) -> d_l`) and the integer
+//! * [`ratios`]: layerwise density rules (`densities(input, D) -> d_l`, where the input is
+//!   layer shapes or, for weight-dependent rules such as LAMP, a network) and the integer
 //!   rounding of layer budgets (methods.md §2, §2.9).
 //! * [`random_ticket`]: a uniformly random mask with given per-layer counts, i.e. a random
 //!   ticket at any ratio rule, or at "the layerwise densities of method M".
@@ -11,4 +12,4 @@ pub mod random_ticket;
 pub mod ratios;
 
 pub use random_ticket::random_ticket;
-pub use ratios::{RatioError, RatioRule, RuleInfo, layer_counts};
+pub use ratios::{RatioError, RatioRule, RuleInfo, RuleInput, layer_counts};

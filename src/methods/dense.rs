@@ -49,10 +49,6 @@ impl Pruner for Dense {
                 message: format!("dense runs at density 1, not {density}"),
             });
         }
-        Ok(PruneOutcome {
-            mask: Mask::dense(&ctx.net.shapes()),
-            start: None,
-            scores: None,
-        })
+        Ok(PruneOutcome::new(Mask::dense(&ctx.net.shapes())))
     }
 }

@@ -5,17 +5,33 @@
 //! to [`METHODS`]. Everything else — suite parsing, `ticketbench list`, the runner, reports,
 //! the conformance tests in `tests/methods.rs` — reads the registry.
 
+mod biprop;
 mod dense;
+mod dynamic;
+mod early_bird;
+mod edge_popup;
+mod ga;
+mod gem_miner;
+mod granet;
+mod grasp;
+mod hessian;
+mod imp;
 mod magnitude;
+mod phew;
 mod planted;
+mod prospr;
 mod random;
+mod rigl;
+mod set;
 mod snip;
 mod synflow;
 
 use crate::engine::{DeviceData, Engine, EngineError};
-use crate::train::TrainRecipe;
+use crate::train::{TrainOutcome, TrainRecipe};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
 use ticketbench_baselines::RatioError;
 use ticketbench_core::select::{Keep, top_k_global};
@@ -32,7 +48,19 @@ pub const METHODS: &[MethodInfo] = &[
     random::INFO,
     magnitude::INFO,
     snip::INFO,
+    grasp::INFO,
     synflow::INFO,
+    prospr::INFO,
+    phew::INFO,
+    imp::INFO,
+    early_bird::INFO,
+    edge_popup::INFO,
+    gem_miner::INFO,
+    biprop::INFO,
+    ga::INFO,
+    set::INFO,
+    rigl::INFO,
+    granet::INFO,
 ];
 
 /// When a method looks at the network (the `family` column of `ticketbench list`).
@@ -100,18 +128,64 @@ pub struct PruneOutcome {
     pub start: Option<Network>,
     /// The final scores, where the method has them (exported by `ticketbench prune`).
     pub scores: Option<Scores>,
+    /// Which end of `scores` the method keeps (GraSP keeps the lowest).
+    pub keep: Keep,
+    /// The ticket as the method itself trained it (dynamic sparse training, Early-Bird): the
+    /// runner evaluates this network instead of training `start` with the suite recipe.
+    pub trained: Option<TrainOutcome>,
+    /// Per-round results and scalar events of iterative methods (recorded with the job).
+    pub log: MethodLog,
+}
+
+/// What an iterative or training-based method reports beside its mask.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MethodLog {
+    /// One entry per pruning round or level (IMP levels, …), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundResult>,
+    /// Named scalars (`eb_epoch`, `mask_updates`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub events: BTreeMap<String, f64>,
+}
+
+impl MethodLog {
+    pub fn is_empty(&self) -> bool {
+        self.rounds.is_empty() && self.events.is_empty()
+    }
+}
+
+/// The network of one round, trained at that round's density and evaluated on the test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundResult {
+    pub round: usize,
+    pub density: f64,
+    pub test_acc: Option<f64>,
+    #[serde(with = "crate::train::nonfinite")]
+    pub test_loss: f64,
 }
 
 impl PruneOutcome {
+    /// A mask on θ_0, no scores, nothing trained.
+    pub fn new(mask: Mask) -> Self {
+        PruneOutcome {
+            mask,
+            start: None,
+            scores: None,
+            keep: Keep::Highest,
+            trained: None,
+            log: MethodLog::default(),
+        }
+    }
+
     /// One-shot global exact-k: keep the `round_half_up(d·N)` best-ranked entries of
     /// `scores` (ties to the lower flat index), train from θ_0.
     pub fn global_top_k(scores: Scores, density: Density, keep: Keep) -> Result<Self, MethodError> {
         let k = target_count(density, scores.total())?;
         let mask = top_k_global(&scores, k, None, keep)?;
         Ok(PruneOutcome {
-            mask,
-            start: None,
             scores: Some(scores),
+            keep,
+            ..PruneOutcome::new(mask)
         })
     }
 }
@@ -131,6 +205,9 @@ pub struct PruneContext<'a> {
     /// Dense network trained from θ_0 with `recipe`, shared by the jobs of one (task, model,
     /// seed) group; filled on first use.
     pub trained_dense: &'a mut Option<Network>,
+    /// Results a method shares between the jobs of one group (IMP's trained levels, which
+    /// every target density of the same seed reuses). Keyed by method name and parameters.
+    pub cache: &'a mut MethodCache,
     /// Phase messages for the progress display ("pretrain epoch 3/10").
     pub progress: &'a mut dyn FnMut(String),
     /// The ticket planted in `net`, when the model is a planted host.
@@ -167,6 +244,9 @@ impl PruneContext<'_> {
         Ok(self.trained_dense.clone().expect("filled above"))
     }
 }
+
+/// Per-group memo of expensive intermediate results, keyed by `<method>/<params>`.
+pub type MethodCache = HashMap<String, Box<dyn Any + Send>>;
 
 /// Densities the runner schedules a method at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -57,10 +57,6 @@ impl Pruner for Planted {
                 ),
             });
         }
-        Ok(PruneOutcome {
-            mask: planted.mask.clone(),
-            start: None,
-            scores: None,
-        })
+        Ok(PruneOutcome::new(planted.mask.clone()))
     }
 }

@@ -84,12 +84,10 @@ impl Pruner for Random {
             };
             return PruneOutcome::global_top_k(scores, density, Keep::Highest);
         }
-        let counts = ratios::rule(&self.params.rule)?.counts(&shapes, density)?;
+        // A random ticket at a weight-dependent rule (LAMP) uses θ_0's densities.
+        let counts = ratios::rule(&self.params.rule)?
+            .counts(ratios::RuleInput::Network(ctx.net), density)?;
         let mask = random_ticket(&shapes, &counts, ctx.streams, "random");
-        Ok(PruneOutcome {
-            mask,
-            start: None,
-            scores: None,
-        })
+        Ok(PruneOutcome::new(mask))
     }
 }

@@ -144,9 +144,8 @@ impl Pruner for Synflow {
             }
         }
         Ok(PruneOutcome {
-            mask,
-            start: None,
             scores: Some(scores),
+            ..PruneOutcome::new(mask)
         })
     }
 }

@@ -13,6 +13,8 @@ fn escape(s: &str) -> String {
 fn format_value(metric: Metric, v: f64) -> String {
     match metric {
         Metric::AccuracyPercent => format!("{v:.2}"),
+        Metric::AccuracyGain => format!("{v:+.2}"),
+        Metric::MseRatio => format!("{v:.3}"),
         Metric::Mse => format!("{v:.3e}"),
         // Tiny tickets in big masks give Jaccard values far below 0.01: keep their digits.
         Metric::Jaccard if v != 0.0 && v.abs() < 0.01 => format!("{v:.1e}"),

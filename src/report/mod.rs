@@ -63,17 +63,26 @@ pub enum Metric {
     Mse,
     /// Jaccard index of the found mask against the planted mask; higher is better.
     Jaccard,
+    /// Difference of two accuracies in points; higher is better.
+    AccuracyGain,
+    /// Ratio of two MSEs; lower is better.
+    MseRatio,
 }
 
 impl Metric {
     pub fn higher_is_better(self) -> bool {
-        matches!(self, Metric::AccuracyPercent | Metric::Jaccard)
+        matches!(
+            self,
+            Metric::AccuracyPercent | Metric::Jaccard | Metric::AccuracyGain
+        )
     }
 
     pub fn describe(self) -> &'static str {
         match self {
             Metric::AccuracyPercent => "test accuracy (%)",
             Metric::Mse => "test MSE",
+            Metric::AccuracyGain => "test accuracy difference (points)",
+            Metric::MseRatio => "test MSE ratio",
             Metric::Jaccard => {
                 "Jaccard index |F∩P|/|F∪P| of the found mask F against the planted ticket P (1 = the planted ticket itself)"
             }
@@ -93,6 +102,11 @@ pub enum Quantity<'a> {
     Transfer(&'a str),
     /// Jaccard index against the planted ticket.
     Jaccard,
+    /// The task metric of the random ticket with the same per-layer counts, after training.
+    MatchedRandom,
+    /// Per seed, the ticket's trained metric minus (accuracy, in points) or over (MSE, as a
+    /// ratio) its matched random ticket's.
+    VsMatchedRandom,
 }
 
 impl Quantity<'_> {
@@ -105,6 +119,18 @@ impl Quantity<'_> {
                 let v = planted.map(|p| p.untrained_rescaled);
                 (v, v)
             }
+            Quantity::MatchedRandom => r
+                .matched_random
+                .as_ref()
+                .map_or((None, None), |m| (m.test_acc, m.test_loss)),
+            Quantity::VsMatchedRandom => {
+                let own = Quantity::Trained.of(metric, r)?;
+                let random = Quantity::MatchedRandom.of(metric, r)?;
+                return Some(match metric {
+                    Metric::Mse => own / random,
+                    _ => own - random,
+                });
+            }
             Quantity::Transfer(label) => r
                 .transfer
                 .iter()
@@ -114,7 +140,7 @@ impl Quantity<'_> {
         match metric {
             Metric::AccuracyPercent => acc.map(|a| 100.0 * a),
             Metric::Mse => loss,
-            Metric::Jaccard => None,
+            Metric::Jaccard | Metric::AccuracyGain | Metric::MseRatio => None,
         }
     }
 }
@@ -221,7 +247,43 @@ impl ResultSet {
                     quantity,
                 )
             };
-            tables.push(table(None, metric, Quantity::Trained));
+            let mut main = table(None, metric, Quantity::Trained);
+            if recs.iter().any(|r| r.matched_random.is_some()) {
+                let matched = table(None, metric, Quantity::MatchedRandom);
+                main.rows =
+                    main.rows
+                        .into_iter()
+                        .flat_map(|(m, cells)| {
+                            let twin = matched.rows.iter().find(|(n, _)| *n == m).map(|(_, c)| {
+                                (format!("{m} · random at its layer counts"), c.clone())
+                            });
+                            std::iter::once((m, cells)).chain(twin)
+                        })
+                        .collect();
+                main.caption = format!(
+                    "{}; rows marked `· random at its layer counts` are uniformly random tickets with the same per-layer counts as the method's own, trained the same way",
+                    main.caption
+                );
+                tables.push(main);
+                let gain_metric = metric;
+                let mut gain = table(
+                    Some("vs. random ticket at the method's own layer counts".into()),
+                    gain_metric,
+                    Quantity::VsMatchedRandom,
+                );
+                gain.metric = if metric == Metric::Mse {
+                    Metric::MseRatio
+                } else {
+                    Metric::AccuracyGain
+                };
+                gain.caption = match metric {
+                    Metric::Mse => "per seed, the ticket's test MSE divided by that of a random ticket with the same per-layer counts, then averaged (below 1: the method's mask beats its own layerwise ratios; lower is better)".into(),
+                    _ => "per seed, the ticket's test accuracy minus that of a random ticket with the same per-layer counts, in points, then averaged (above 0: the method's mask beats its own layerwise ratios; higher is better)".into(),
+                };
+                tables.push(gain);
+            } else {
+                tables.push(main);
+            }
             if recs.iter().any(|r| r.planted.is_some()) {
                 tables.push(table(
                     Some("recovery".into()),
@@ -336,7 +398,11 @@ fn build_table(
         Quantity::Transfer(other) => {
             format!("{} after training the ticket on {other}", metric.describe())
         }
-        Quantity::Jaccard => metric.describe().to_string(),
+        Quantity::Jaccard | Quantity::VsMatchedRandom => metric.describe().to_string(),
+        Quantity::MatchedRandom => format!(
+            "{} of a random ticket with the method's per-layer counts, after training",
+            metric.describe()
+        ),
     };
     let better = if metric.higher_is_better() {
         "higher"

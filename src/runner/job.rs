@@ -4,12 +4,12 @@
 use super::suite::{DensitySpec, Suite};
 use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, Engine, EngineError};
-use crate::methods::{MethodError, PruneContext, Schedule};
+use crate::methods::{MethodCache, MethodError, MethodLog, PruneContext, Schedule};
 use crate::train::{Divergence, Evaluation, TrainRecipe};
 use serde::{Deserialize, Serialize};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
-use ticketbench_core::select::Keep;
+use ticketbench_baselines::random_ticket;
 use ticketbench_core::{CoreError, Density, Mask, Network, Streams, target_count};
 use ticketbench_planted::{
     OutputKind, PlantError, PlantKind, PlantedTicket, Recovery, SparseTicket, TaskData, plant_pns,
@@ -46,6 +46,8 @@ struct HashedSettings<'a> {
     plant: Option<PlantKind>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     transfer: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    matched_random: bool,
     method: &'static str,
     method_params: serde_json::Value,
     check: Option<&'a str>,
@@ -67,6 +69,9 @@ pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
             .map(|u| suite.tasks[u].label.clone())
             .collect();
         for (mi, model) in suite.models.iter().enumerate() {
+            if !model.runs_on(&task.label) {
+                continue;
+            }
             let planted = model.planted_density(task.task.as_ref());
             let mut grid: Vec<Density> = Vec::new();
             for spec in &suite.densities {
@@ -98,6 +103,7 @@ pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
                             bias: model.bias,
                             plant: model.plant,
                             transfer: transfer.clone(),
+                            matched_random: suite.matched_random,
                             method: method.pruner.info().name,
                             method_params: method.pruner.params(),
                             check: None,
@@ -169,6 +175,19 @@ pub struct PlantedResult {
     pub recovery: Recovery,
 }
 
+/// A uniformly random ticket with the per-layer counts of the job's mask, from θ_0, trained
+/// with the suite recipe (suite option `matched_random`; Su et al. 2020's "random ticket at
+/// the method's own layerwise ratios").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchedRandomResult {
+    pub test_acc: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub untrained_test_acc: Option<f64>,
+    #[serde(with = "crate::train::nonfinite")]
+    pub untrained_test_loss: f64,
+    pub diverged: bool,
+}
+
 /// A ticket trained on another task of the same shape (suite option `transfer`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferResult {
@@ -227,6 +246,12 @@ pub struct JobRecord {
     pub planted: Option<PlantedResult>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transfer: Vec<TransferResult>,
+    /// The random ticket at this mask's per-layer counts (suite option `matched_random`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_random: Option<MatchedRandomResult>,
+    /// Per-round results and events of iterative and training-based methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method_log: Option<MethodLog>,
     pub train: TrainRecipe,
     pub timing: Timing,
     pub version: String,
@@ -254,6 +279,8 @@ pub enum JobError {
         kept: usize,
         expected: usize,
     },
+    #[error("method `{method}` returned a trained network whose mask differs from its ticket")]
+    TrainedMaskMismatch { method: String },
     #[error(
         "after training, {count} pruned weights of layer {layer} are non-zero (the mask was not enforced)"
     )]
@@ -270,6 +297,7 @@ pub struct GroupState {
     pub device_data: DeviceData,
     pub net: Network,
     pub trained_dense: Option<Network>,
+    pub cache: MethodCache,
     pub planted: Option<PlantedTicket>,
     /// The target's own test metric (planted models).
     pub target_metric: Option<f64>,
@@ -304,6 +332,7 @@ impl GroupState {
             device_data,
             net,
             trained_dense: None,
+            cache: MethodCache::new(),
             planted,
             target_metric,
             transfer,
@@ -341,6 +370,7 @@ pub fn run_job(
         recipe: &suite.train,
         streams: &streams,
         trained_dense: &mut group.trained_dense,
+        cache: &mut group.cache,
         progress,
         planted: group.planted.as_ref(),
     };
@@ -362,30 +392,35 @@ pub fn run_job(
     }
     let start = outcome.start.as_ref().unwrap_or(&group.net);
     let untrained = engine.evaluate(start, &mask, &group.device_data)?;
-    // Scores rank "keep first = highest" for every method in the registry.
-    let recovery = group.planted.as_ref().map(|p| {
-        Recovery::measure(
-            &mask,
-            p,
-            outcome.scores.as_ref().map(|s| (s, Keep::Highest)),
-        )
-    });
+    let recovery = group
+        .planted
+        .as_ref()
+        .map(|p| Recovery::measure(&mask, p, outcome.scores.as_ref().map(|s| (s, outcome.keep))));
 
     let t1 = Instant::now();
     let epochs = suite.train.epochs;
-    let trained = engine.train(
-        start,
-        &mask,
-        &group.device_data,
-        &suite.train,
-        &streams,
-        &mut |e| {
-            progress(format!(
-                "train epoch {}/{epochs} loss {:.4}",
-                e.epoch, e.train_loss
-            ))
-        },
-    )?;
+    // Dynamic sparse training and Early-Bird train the ticket themselves.
+    let trained = match outcome.trained {
+        Some(trained) => trained,
+        None => engine.train(
+            start,
+            &mask,
+            &group.device_data,
+            &suite.train,
+            &streams,
+            &mut |e| {
+                progress(format!(
+                    "train epoch {}/{epochs} loss {:.4}",
+                    e.epoch, e.train_loss
+                ))
+            },
+        )?,
+    };
+    if trained.mask != mask {
+        return Err(JobError::TrainedMaskMismatch {
+            method: method.label.clone(),
+        });
+    }
     check_mask_enforced(&trained.net, &mask)?;
     let evaluation: Option<Evaluation> = if trained.diverged.is_none() {
         Some(engine.evaluate(&trained.net, &mask, &group.device_data)?)
@@ -409,6 +444,19 @@ pub fn run_job(
             diverged: trained_there.diverged.is_some(),
         });
     }
+    let matched_random =
+        if suite.matched_random && !mask.is_dense() && method.pruner.info().name != "random" {
+            progress("random ticket at the same layer counts".into());
+            Some(matched_random(
+                engine,
+                group,
+                &mask,
+                &suite.train,
+                &streams,
+            )?)
+        } else {
+            None
+        };
     let train_s = t1.elapsed().as_secs_f64();
 
     let output = task.task.output();
@@ -472,6 +520,8 @@ pub fn run_job(
         layer_densities: mask.layer_densities(),
         planted,
         transfer,
+        matched_random,
+        method_log: (!outcome.log.is_empty()).then_some(outcome.log),
         train: suite.train.clone(),
         timing: Timing {
             prune_s,
@@ -485,6 +535,43 @@ pub fn run_job(
             started_unix,
             finished_unix: now_unix(),
         },
+    })
+}
+
+/// Trains and evaluates a random ticket with `mask`'s per-layer counts from θ_0.
+fn matched_random(
+    engine: &Engine,
+    group: &GroupState,
+    mask: &Mask,
+    recipe: &TrainRecipe,
+    streams: &Streams,
+) -> Result<MatchedRandomResult, JobError> {
+    let random = random_ticket(
+        &group.net.shapes(),
+        &mask.layer_kept(),
+        streams,
+        "matched-random",
+    );
+    let untrained = engine.evaluate(&group.net, &random, &group.device_data)?;
+    let trained = engine.train(
+        &group.net,
+        &random,
+        &group.device_data,
+        recipe,
+        streams,
+        &mut |_| {},
+    )?;
+    check_mask_enforced(&trained.net, &random)?;
+    let eval = match trained.diverged {
+        None => Some(engine.evaluate(&trained.net, &random, &group.device_data)?),
+        Some(_) => None,
+    };
+    Ok(MatchedRandomResult {
+        test_acc: eval.and_then(|e| e.accuracy),
+        test_loss: eval.map(|e| e.loss),
+        untrained_test_acc: untrained.accuracy,
+        untrained_test_loss: untrained.loss,
+        diverged: trained.diverged.is_some(),
     })
 }
 

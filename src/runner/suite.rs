@@ -6,11 +6,14 @@
 //! models:                          # optional; default: one MLP with hidden [100, 100, 100]
 //!   - {hidden: [100, 100, 100], init: kaiming-normal, bias: true}
 //!   - {name: host, hidden: [100, 100, 100], init: he-scaled, plant: pns}  # planted host
+//!   - {hidden: [64, 64], tasks: [circle]}  # `tasks`: run this model on these task labels only
 //! methods: [dense, random, {name: random, rule: erk}, magnitude, snip, synflow]
 //! densities: [0.5, 0.1, planted]  # `planted`: the planted ticket's density (planted models)
 //! seeds: 3                         # or a list: [0, 1, 2]
 //! transfer: false                  # true: also train each ticket on the other tasks of the
 //!                                  # same input width and output kind
+//! matched_random: false            # true: beside every ticket, train a random ticket with
+//!                                  # the same per-layer counts (the key sanity baseline)
 //! train: {optimizer: adam, lr: 0.001, epochs: 10, batch_size: 32}
 //! device: cpu                      # cpu | ndarray | cuda[:N]; --device overrides
 //! ```
@@ -150,9 +153,19 @@ pub struct ModelSpec {
     /// Plant the task's target into the host (planting.md §3): `pns`.
     #[serde(default)]
     pub plant: Option<PlantKind>,
+    /// Task labels this model runs on; default every task of the suite.
+    #[serde(default)]
+    pub tasks: Option<Vec<String>>,
 }
 
 impl ModelSpec {
+    /// Whether this model runs on the task labelled `task`.
+    pub fn runs_on(&self, task: &str) -> bool {
+        self.tasks
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|l| l == task))
+    }
+
     pub fn label(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
             let h: Vec<String> = self.hidden.iter().map(|w| w.to_string()).collect();
@@ -259,6 +272,8 @@ struct SuiteFile {
     device: Option<Spanned<String>>,
     #[serde(default)]
     transfer: Option<Spanned<bool>>,
+    #[serde(default)]
+    matched_random: Option<Spanned<bool>>,
 }
 
 /// A task of a suite, built and validated.
@@ -286,6 +301,8 @@ pub struct Suite {
     pub device: DeviceSpec,
     /// Train every ticket also on the other tasks with the same input width and output kind.
     pub transfer: bool,
+    /// Beside every pruned ticket, train a random ticket with the same per-layer counts.
+    pub matched_random: bool,
 }
 
 impl Suite {
@@ -442,6 +459,7 @@ impl Suite {
                 init: default_init(),
                 bias: true,
                 plant: None,
+                tasks: None,
             }],
             Some(list) => {
                 nonempty(
@@ -470,7 +488,20 @@ impl Suite {
                             ),
                         ));
                     }
-                    for t in &tasks {
+                    for label in m.value.tasks.iter().flatten() {
+                        if !tasks.iter().any(|t| &t.label == label) {
+                            let known: Vec<&str> = tasks.iter().map(|t| t.label.as_str()).collect();
+                            return Err(at(
+                                &m.referenced,
+                                format!(
+                                    "model `{}` names task `{label}`, which the suite does not list; tasks: {}",
+                                    m.value.label(),
+                                    known.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    for t in tasks.iter().filter(|t| m.value.runs_on(&t.label)) {
                         m.value
                             .planted_target(t.task.as_ref())
                             .map_err(|e| at(&m.referenced, format!("task {}: {e}", t.label)))?;
@@ -613,6 +644,7 @@ impl Suite {
             train,
             device,
             transfer,
+            matched_random: file.matched_random.is_some_and(|m| m.value),
         };
         if let Some(t) = &file.transfer
             && t.value

@@ -1,16 +1,29 @@
-//! Layerwise sparsity-ratio rules (methods.md §2): `densities(shapes, D) -> Vec<d_l>` with
+//! Layerwise sparsity-ratio rules (methods.md §2): `densities(input, D) -> Vec<d_l>` with
 //! `Σ_l d_l n_l = D·N` before integer rounding and every `d_l ∈ [0, 1]`.
+//!
+//! Most rules read only the layer shapes; weight-dependent rules (LAMP) read the weights of a
+//! network, so every rule takes a [`RuleInput`].
 //!
 //! Adding a rule: one module implementing [`RatioRule`] plus one line in [`RULES`].
 
+mod er;
 mod erk;
+mod igq;
+mod lamp;
+mod smart_ratio;
 mod uniform;
+mod uniform_plus;
 
+pub use er::Er;
 pub use erk::Erk;
+pub use igq::Igq;
+pub use lamp::Lamp;
+pub use smart_ratio::{SmartRatio, SmartVariant};
 pub use uniform::Uniform;
+pub use uniform_plus::UniformPlus;
 
 use thiserror::Error;
-use ticketbench_core::{Density, LayerShape, target_count};
+use ticketbench_core::{Density, LayerShape, Network, target_count};
 
 /// Errors of ratio rules and budget rounding.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -25,8 +38,39 @@ pub enum RatioError {
     },
     #[error("ratio rule `{rule}` is infeasible: {reason}")]
     Infeasible { rule: &'static str, reason: String },
+    #[error(
+        "ratio rule `{rule}` ranks weights by magnitude and needs a network's weights, not only layer shapes"
+    )]
+    NeedsWeights { rule: &'static str },
     #[error("{0}")]
     Core(#[from] ticketbench_core::CoreError),
+}
+
+/// What a ratio rule sees: layer shapes, and the weights for weight-dependent rules (LAMP).
+#[derive(Debug, Clone, Copy)]
+pub enum RuleInput<'a> {
+    Shapes(&'a [LayerShape]),
+    Network(&'a Network),
+}
+
+impl<'a> RuleInput<'a> {
+    /// Layer shapes in network order.
+    pub fn shapes(&self) -> Vec<LayerShape> {
+        match self {
+            RuleInput::Shapes(shapes) => shapes.to_vec(),
+            RuleInput::Network(net) => net.shapes(),
+        }
+    }
+
+    /// Per-layer weights (row-major, `[out, in]`), or `None` when only shapes are known.
+    pub fn weights(&self) -> Option<Vec<&'a [f32]>> {
+        match self {
+            RuleInput::Shapes(_) => None,
+            RuleInput::Network(net) => {
+                Some(net.layers.iter().map(|l| l.weight.as_slice()).collect())
+            }
+        }
+    }
 }
 
 /// A layerwise density rule.
@@ -34,12 +78,17 @@ pub trait RatioRule: Send + Sync {
     /// The suite-file name, e.g. `erk`.
     fn name(&self) -> &'static str;
 
+    /// True for rules that read weights (LAMP): they need [`RuleInput::Network`].
+    fn needs_weights(&self) -> bool {
+        false
+    }
+
     /// Per-layer densities `d_l` (in layer order) reaching the global density `density`.
-    fn densities(&self, shapes: &[LayerShape], density: Density) -> Result<Vec<f64>, RatioError>;
+    fn densities(&self, input: RuleInput<'_>, density: Density) -> Result<Vec<f64>, RatioError>;
 
     /// Integer keep counts `k_l` per §2.9 (sum exactly `round_half_up(D·N)`).
-    fn counts(&self, shapes: &[LayerShape], density: Density) -> Result<Vec<usize>, RatioError> {
-        let d = self.densities(shapes, density)?;
+    fn counts(&self, input: RuleInput<'_>, density: Density) -> Result<Vec<usize>, RatioError> {
+        let d = self.densities(input, density)?;
         for (layer, &dl) in d.iter().enumerate() {
             if !(0.0..=1.0).contains(&dl) {
                 return Err(RatioError::LayerDensityOutOfRange {
@@ -49,7 +98,7 @@ pub trait RatioRule: Send + Sync {
                 });
             }
         }
-        layer_counts(shapes, &d, density)
+        layer_counts(&input.shapes(), &d, density)
     }
 }
 
@@ -62,7 +111,15 @@ pub struct RuleInfo {
 }
 
 /// Every ratio rule ticketbench ships, by suite-file name.
-pub const RULES: &[RuleInfo] = &[uniform::INFO, erk::INFO];
+pub const RULES: &[RuleInfo] = &[
+    uniform::INFO,
+    uniform_plus::INFO,
+    er::INFO,
+    erk::INFO,
+    smart_ratio::INFO,
+    igq::INFO,
+    lamp::INFO,
+];
 
 /// Looks a rule up by name, with the list of valid names in the error.
 pub fn rule(name: &str) -> Result<Box<dyn RatioRule>, RatioError> {
@@ -152,6 +209,21 @@ pub(crate) mod tests {
         ]
     }
 
+    /// Shapes (8,1,3,3), (16,8,3,3), dense (10, 784) of the methods.md §2.4 conv example.
+    pub fn conv_example() -> Vec<LayerShape> {
+        vec![
+            LayerShape {
+                dims: vec![8, 1, 3, 3],
+            },
+            LayerShape {
+                dims: vec![16, 8, 3, 3],
+            },
+            LayerShape {
+                dims: vec![10, 784],
+            },
+        ]
+    }
+
     pub fn assert_close(got: &[f64], want: &[f64], tol: f64) {
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(want) {
@@ -180,5 +252,59 @@ pub(crate) mod tests {
         assert_eq!(rule("erk").unwrap().name(), "erk");
         let err = rule("erkk").err().unwrap().to_string();
         assert!(err.contains("uniform") && err.contains("erk"), "{err}");
+    }
+
+    #[test]
+    fn registry_names_in_order() {
+        assert_eq!(
+            rule_names(),
+            vec![
+                "uniform",
+                "uniform-plus",
+                "er",
+                "erk",
+                "smart-ratio",
+                "igq",
+                "lamp"
+            ]
+        );
+        for info in RULES {
+            let r = (info.build)();
+            assert_eq!(r.name(), info.name);
+            assert_eq!(r.needs_weights(), info.name == "lamp", "{}", info.name);
+        }
+    }
+
+    #[test]
+    fn every_rule_meets_the_budget_on_lenet() {
+        // Shape-only rules on shapes and on a network agree, and every rule's counts hit K.
+        let net = ticketbench_core::Network::mlp(
+            &[784, 300, 100, 10],
+            false,
+            ticketbench_core::InitScheme::KaimingNormal,
+            &ticketbench_core::Streams::new(0),
+        )
+        .unwrap();
+        let shapes = lenet();
+        for x in [0.5, 0.1, 0.02] {
+            let density = Density::new(x).unwrap();
+            let k = target_count(density, 266_200).unwrap();
+            for info in RULES {
+                let r = (info.build)();
+                let from_net = r.counts(RuleInput::Network(&net), density).unwrap();
+                assert_eq!(from_net.iter().sum::<usize>(), k, "{} at {x}", info.name);
+                if !r.needs_weights() {
+                    let from_shapes = r.counts(RuleInput::Shapes(&shapes), density).unwrap();
+                    assert_eq!(from_shapes, from_net, "{} at {x}", info.name);
+                    let d = r.densities(RuleInput::Shapes(&shapes), density).unwrap();
+                    let kept: f64 = d.iter().zip(&shapes).map(|(d, s)| d * s.len() as f64).sum();
+                    assert!(
+                        (kept - x * 266_200.0).abs() < 1e-6,
+                        "{} at {x}: {kept}",
+                        info.name
+                    );
+                }
+            }
+        }
     }
 }

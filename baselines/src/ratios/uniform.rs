@@ -1,5 +1,5 @@
-use super::{RatioError, RatioRule, RuleInfo};
-use ticketbench_core::{Density, LayerShape};
+use super::{RatioError, RatioRule, RuleInfo, RuleInput};
+use ticketbench_core::Density;
 
 /// Uniform: `d_l = D` for every layer (ShrinkBench `LayerMagWeight`, LAMP "Unif").
 /// Never infeasible.
@@ -17,8 +17,8 @@ impl RatioRule for Uniform {
         INFO.name
     }
 
-    fn densities(&self, shapes: &[LayerShape], density: Density) -> Result<Vec<f64>, RatioError> {
-        Ok(vec![density.get(); shapes.len()])
+    fn densities(&self, input: RuleInput<'_>, density: Density) -> Result<Vec<f64>, RatioError> {
+        Ok(vec![density.get(); input.shapes().len()])
     }
 }
 
@@ -30,7 +30,12 @@ mod tests {
     #[test]
     fn lenet_worked_counts() {
         // methods.md §2.8.
-        let c = |d| Uniform.counts(&lenet(), Density::new(d).unwrap()).unwrap();
+        let shapes = lenet();
+        let c = |d| {
+            Uniform
+                .counts(RuleInput::Shapes(&shapes), Density::new(d).unwrap())
+                .unwrap()
+        };
         assert_eq!(c(0.10), vec![23520, 3000, 100]);
         assert_eq!(c(0.02), vec![4704, 600, 20]);
     }
