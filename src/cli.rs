@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use ticketbench_baselines::ratios;
+use ticketbench_core::select::Keep;
 use ticketbench_core::{Density, InitScheme, Network, Streams, target_count};
 use ticketbench_planted::tasks as task_registry;
 use ticketbench_planted::{SparseTicket, SubsetSumConfig, plant_subset_sum, score_function};
@@ -456,6 +457,11 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
         "total": outcome.mask.total(),
         "layer_kept": outcome.mask.layer_kept(),
         "layer_densities": outcome.mask.layer_densities(),
+        "scores_keep": outcome.scores.as_ref().map(|_| match outcome.keep {
+            Keep::Highest => "highest",
+            Keep::Lowest => "lowest",
+        }),
+        "method_log": outcome.log,
         "version": crate::VERSION,
         "layout": "weights [out, in] row-major (PyTorch nn.Linear); see docs/export.md",
     });

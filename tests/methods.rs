@@ -412,3 +412,112 @@ fn early_bird_draws_a_stable_magnitude_ticket_and_keeps_training_it() {
         assert!(strict.trained.is_none() && strict.start.is_some());
     }
 }
+
+#[test]
+fn every_method_runs_from_a_suite_beside_its_matched_random_ticket() {
+    let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/zoo.yaml");
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_ticketbench"))
+        .args(["run", suite.to_str().unwrap(), "--out"])
+        .arg(out.path())
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let text = std::fs::read_to_string(out.path().join("results.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Circle on the planted host: dense + planted + 17 entries; ReLU on the plain MLP: no
+    // planted row (its model is restricted to ReLU, the host to Circle).
+    assert_eq!(records.len(), 19 + 18);
+    assert!(
+        records
+            .iter()
+            .all(|r| (r["task"] == "circle") == (r["model"] == "host"))
+    );
+    for info in methods::METHODS {
+        assert!(
+            records.iter().any(|r| r["method"] == info.name),
+            "{} missing",
+            info.name
+        );
+    }
+    for r in &records {
+        let method = r["method"].as_str().unwrap();
+        let matched = r.get("matched_random").is_some();
+        assert_eq!(
+            matched,
+            !matches!(method, "dense" | "random"),
+            "{method}: matched random ticket"
+        );
+    }
+    let imp = records.iter().find(|r| r["method"] == "imp").unwrap();
+    assert_eq!(imp["method_log"]["rounds"].as_array().unwrap().len(), 2); // 1 → 0.5 → 0.3
+    let eb = records
+        .iter()
+        .find(|r| r["method"] == "early-bird")
+        .unwrap();
+    assert!(eb["method_log"]["events"]["eb_found"].is_number());
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap_or_else(|_| {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_ticketbench"))
+            .args(["report"])
+            .arg(out.path())
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .unwrap();
+        assert!(status.status.success());
+        std::fs::read_to_string(out.path().join("report.md")).unwrap()
+    });
+    assert!(
+        report.contains("grasp · random at its layer counts"),
+        "{report}"
+    );
+    assert!(report.contains("vs. random ticket at the method's own layer counts"));
+}
+
+#[test]
+fn a_killed_zoo_run_resumes_without_duplicates() {
+    // Training-based methods are recorded only when their job finishes: killing the run
+    // mid-job and rerunning records every job exactly once.
+    let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/zoo.yaml");
+    let out = tempfile::tempdir().unwrap();
+    let results = out.path().join("results.jsonl");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ticketbench"))
+            .args(["run", suite.to_str().unwrap(), "--quiet", "--out"])
+            .arg(out.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = run();
+    let lines = || {
+        std::fs::read_to_string(&results)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    while lines() < 8 && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().ok();
+    child.wait().unwrap();
+    let before = lines();
+    assert!(run().wait().unwrap().success());
+    let text = std::fs::read_to_string(&results).unwrap();
+    let mut hashes: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["settings_hash"].to_string())
+        .collect();
+    assert_eq!(hashes.len(), 37, "killed after {before} jobs");
+    hashes.sort();
+    hashes.dedup();
+    assert_eq!(hashes.len(), 37, "a job was recorded twice");
+}

@@ -14,7 +14,7 @@ fn format_value(metric: Metric, v: f64) -> String {
     match metric {
         Metric::AccuracyPercent => format!("{v:.2}"),
         Metric::AccuracyGain => format!("{v:+.2}"),
-        Metric::MseRatio => format!("{v:.3}"),
+        Metric::LogMseRatio => format!("{v:+.3}"),
         Metric::Mse => format!("{v:.3e}"),
         // Tiny tickets in big masks give Jaccard values far below 0.01: keep their digits.
         Metric::Jaccard if v != 0.0 && v.abs() < 0.01 => format!("{v:.1e}"),
@@ -29,7 +29,13 @@ pub(super) fn format_cell(metric: Metric, cell: &CellStats, best: Option<f64>) -
     }
     let mut text = format_value(metric, cell.mean);
     if let Some(s) = cell.std {
-        text = format!("{text} ± {}", format_value(metric, s));
+        // A spread has no sign, even where the values do.
+        let spread = match metric {
+            Metric::AccuracyGain => format!("{s:.2}"),
+            Metric::LogMseRatio => format!("{s:.3}"),
+            m => format_value(m, s),
+        };
+        text = format!("{text} ± {spread}");
     }
     if best == Some(cell.mean) {
         text = format!("**{text}**");

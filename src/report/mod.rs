@@ -10,6 +10,7 @@
 
 mod markdown;
 
+use crate::methods::Family;
 use crate::runner::job::{JobRecord, Status};
 use crate::runner::store::{self, BadLine, StoreError};
 use std::collections::HashSet;
@@ -65,8 +66,8 @@ pub enum Metric {
     Jaccard,
     /// Difference of two accuracies in points; higher is better.
     AccuracyGain,
-    /// Ratio of two MSEs; lower is better.
-    MseRatio,
+    /// log10 of a ratio of two MSEs (0 = equal); lower is better.
+    LogMseRatio,
 }
 
 impl Metric {
@@ -82,7 +83,7 @@ impl Metric {
             Metric::AccuracyPercent => "test accuracy (%)",
             Metric::Mse => "test MSE",
             Metric::AccuracyGain => "test accuracy difference (points)",
-            Metric::MseRatio => "test MSE ratio",
+            Metric::LogMseRatio => "log10 test MSE ratio",
             Metric::Jaccard => {
                 "Jaccard index |F∩P|/|F∪P| of the found mask F against the planted ticket P (1 = the planted ticket itself)"
             }
@@ -102,10 +103,12 @@ pub enum Quantity<'a> {
     Transfer(&'a str),
     /// Jaccard index against the planted ticket.
     Jaccard,
+    /// The task metric of the mask on its starting weights, no training (strong ticket).
+    Untrained,
     /// The task metric of the random ticket with the same per-layer counts, after training.
     MatchedRandom,
-    /// Per seed, the ticket's trained metric minus (accuracy, in points) or over (MSE, as a
-    /// ratio) its matched random ticket's.
+    /// Per seed, the ticket's trained metric minus its matched random ticket's (accuracy, in
+    /// points), or log10 of their ratio (MSE: ratios average on a log scale).
     VsMatchedRandom,
 }
 
@@ -119,6 +122,10 @@ impl Quantity<'_> {
                 let v = planted.map(|p| p.untrained_rescaled);
                 (v, v)
             }
+            Quantity::Untrained => (
+                r.metrics.untrained_test_acc,
+                Some(r.metrics.untrained_test_loss),
+            ),
             Quantity::MatchedRandom => r
                 .matched_random
                 .as_ref()
@@ -127,7 +134,7 @@ impl Quantity<'_> {
                 let own = Quantity::Trained.of(metric, r)?;
                 let random = Quantity::MatchedRandom.of(metric, r)?;
                 return Some(match metric {
-                    Metric::Mse => own / random,
+                    Metric::Mse => (own / random).log10(),
                     _ => own - random,
                 });
             }
@@ -140,7 +147,7 @@ impl Quantity<'_> {
         match metric {
             Metric::AccuracyPercent => acc.map(|a| 100.0 * a),
             Metric::Mse => loss,
-            Metric::Jaccard | Metric::AccuracyGain | Metric::MseRatio => None,
+            Metric::Jaccard | Metric::AccuracyGain | Metric::LogMseRatio => None,
         }
     }
 }
@@ -162,6 +169,21 @@ pub struct ComparisonTable {
 }
 
 impl ComparisonTable {
+    /// Row `label`'s cells at `densities` (empty where this table has no such column);
+    /// `None` when the table has no such row.
+    fn cells_at(&self, label: &str, densities: &[f64]) -> Option<Vec<Option<CellStats>>> {
+        let (_, cells) = self.rows.iter().find(|(m, _)| m == label)?;
+        Some(
+            densities
+                .iter()
+                .map(|d| {
+                    let c = self.densities.iter().position(|x| x == d)?;
+                    cells[c].clone()
+                })
+                .collect(),
+        )
+    }
+
     /// For each column, the best mean (ignoring empty and all-diverged cells).
     pub fn best_per_column(&self) -> Vec<Option<f64>> {
         (0..self.densities.len())
@@ -250,34 +272,34 @@ impl ResultSet {
             let mut main = table(None, metric, Quantity::Trained);
             if recs.iter().any(|r| r.matched_random.is_some()) {
                 let matched = table(None, metric, Quantity::MatchedRandom);
-                main.rows =
-                    main.rows
-                        .into_iter()
-                        .flat_map(|(m, cells)| {
-                            let twin = matched.rows.iter().find(|(n, _)| *n == m).map(|(_, c)| {
-                                (format!("{m} · random at its layer counts"), c.clone())
-                            });
-                            std::iter::once((m, cells)).chain(twin)
-                        })
-                        .collect();
+                let columns = main.densities.clone();
+                main.rows = main
+                    .rows
+                    .into_iter()
+                    .flat_map(|(m, cells)| {
+                        let twin = matched
+                            .cells_at(&m, &columns)
+                            .map(|c| (format!("{m} · random at its layer counts"), c));
+                        std::iter::once((m, cells)).chain(twin)
+                    })
+                    .collect();
                 main.caption = format!(
                     "{}; rows marked `· random at its layer counts` are uniformly random tickets with the same per-layer counts as the method's own, trained the same way",
                     main.caption
                 );
                 tables.push(main);
-                let gain_metric = metric;
                 let mut gain = table(
                     Some("vs. random ticket at the method's own layer counts".into()),
-                    gain_metric,
+                    metric,
                     Quantity::VsMatchedRandom,
                 );
                 gain.metric = if metric == Metric::Mse {
-                    Metric::MseRatio
+                    Metric::LogMseRatio
                 } else {
                     Metric::AccuracyGain
                 };
                 gain.caption = match metric {
-                    Metric::Mse => "per seed, the ticket's test MSE divided by that of a random ticket with the same per-layer counts, then averaged (below 1: the method's mask beats its own layerwise ratios; lower is better)".into(),
+                    Metric::Mse => "per seed, log10 of the ticket's test MSE over that of a random ticket with the same per-layer counts, then averaged (below 0: the method's mask beats its own layerwise ratios; −1 = ten times lower MSE; lower is better)".into(),
                     _ => "per seed, the ticket's test accuracy minus that of a random ticket with the same per-layer counts, in points, then averaged (above 0: the method's mask beats its own layerwise ratios; higher is better)".into(),
                 };
                 tables.push(gain);
@@ -294,6 +316,15 @@ impl ResultSet {
                     Some("strong ticket (no training, output rescaled)".into()),
                     metric,
                     Quantity::StrongRescaled,
+                ));
+            } else if recs
+                .iter()
+                .any(|r| crate::methods::info(&r.method).is_ok_and(|m| m.family == Family::Strong))
+            {
+                tables.push(table(
+                    Some("strong ticket (no training)".into()),
+                    metric,
+                    Quantity::Untrained,
                 ));
             }
             let mut others: Vec<&str> = Vec::new();
@@ -399,6 +430,10 @@ fn build_table(
             format!("{} after training the ticket on {other}", metric.describe())
         }
         Quantity::Jaccard | Quantity::VsMatchedRandom => metric.describe().to_string(),
+        Quantity::Untrained => format!(
+            "{} of the mask on its starting weights, without training (what strong-ticket methods optimise)",
+            metric.describe()
+        ),
         Quantity::MatchedRandom => format!(
             "{} of a random ticket with the method's per-layer counts, after training",
             metric.describe()

@@ -69,7 +69,7 @@ pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
             .map(|u| suite.tasks[u].label.clone())
             .collect();
         for (mi, model) in suite.models.iter().enumerate() {
-            if !model.runs_on(&task.label) {
+            if !model.runs_on(task) {
                 continue;
             }
             let planted = model.planted_density(task.task.as_ref());

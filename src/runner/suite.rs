@@ -6,7 +6,7 @@
 //! models:                          # optional; default: one MLP with hidden [100, 100, 100]
 //!   - {hidden: [100, 100, 100], init: kaiming-normal, bias: true}
 //!   - {name: host, hidden: [100, 100, 100], init: he-scaled, plant: pns}  # planted host
-//!   - {hidden: [64, 64], tasks: [circle]}  # `tasks`: run this model on these task labels only
+//!   - {hidden: [64, 64], tasks: [circle]}  # `tasks`: only these tasks (name or label)
 //! methods: [dense, random, {name: random, rule: erk}, magnitude, snip, synflow]
 //! densities: [0.5, 0.1, planted]  # `planted`: the planted ticket's density (planted models)
 //! seeds: 3                         # or a list: [0, 1, 2]
@@ -159,11 +159,11 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
-    /// Whether this model runs on the task labelled `task`.
-    pub fn runs_on(&self, task: &str) -> bool {
+    /// Whether this model runs on `task` (listed by its label or its task name).
+    pub fn runs_on(&self, task: &SuiteTask) -> bool {
         self.tasks
             .as_ref()
-            .is_none_or(|t| t.iter().any(|l| l == task))
+            .is_none_or(|t| t.iter().any(|l| task.is_called(l)))
     }
 
     pub fn label(&self) -> String {
@@ -280,6 +280,14 @@ struct SuiteFile {
 pub struct SuiteTask {
     pub label: String,
     pub task: Arc<dyn Task>,
+}
+
+impl SuiteTask {
+    /// Whether `name` is this task's label or its task name (`circle` matches
+    /// `circle[samples=400]`).
+    pub fn is_called(&self, name: &str) -> bool {
+        self.label == name || self.task.name() == name
+    }
 }
 
 /// A method of a suite, built and validated.
@@ -489,7 +497,7 @@ impl Suite {
                         ));
                     }
                     for label in m.value.tasks.iter().flatten() {
-                        if !tasks.iter().any(|t| &t.label == label) {
+                        if !tasks.iter().any(|t| t.is_called(label)) {
                             let known: Vec<&str> = tasks.iter().map(|t| t.label.as_str()).collect();
                             return Err(at(
                                 &m.referenced,
@@ -501,7 +509,7 @@ impl Suite {
                             ));
                         }
                     }
-                    for t in tasks.iter().filter(|t| m.value.runs_on(&t.label)) {
+                    for t in tasks.iter().filter(|t| m.value.runs_on(t)) {
                         m.value
                             .planted_target(t.task.as_ref())
                             .map_err(|e| at(&m.referenced, format!("task {}: {e}", t.label)))?;
