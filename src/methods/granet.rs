@@ -200,6 +200,17 @@ impl Pruner for Granet {
             updates: 0,
         };
         let mut outcome = train_dynamic(ctx, INFO.name, &mask, &mut hook)?;
+        // A run that blew up before the end of pruning has no ticket at the target density.
+        if let Some(d) = outcome.trained.as_ref().and_then(|t| t.diverged.as_ref())
+            && outcome.mask.kept() != target_count(density, outcome.mask.total())?
+        {
+            return Err(MethodError::Engine(EngineError::Recipe(format!(
+                "granet training diverged at step {} (loss {}) before reaching density {}; lower the learning rate",
+                d.step,
+                d.loss,
+                density.get()
+            ))));
+        }
         outcome
             .log
             .events
