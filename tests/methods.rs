@@ -521,3 +521,50 @@ fn a_killed_zoo_run_resumes_without_duplicates() {
     hashes.dedup();
     assert_eq!(hashes.len(), 37, "a job was recorded twice");
 }
+
+#[test]
+fn methods_that_claim_scores_return_them() {
+    let f = Fixture::planted_circle(1);
+    for info in methods::METHODS {
+        let pruner = (info.build)(small_run_params(info.name).as_object().unwrap()).unwrap();
+        if pruner.schedule() != Schedule::Grid {
+            continue;
+        }
+        let out = f.prune(pruner.as_ref(), 0.2);
+        assert_eq!(
+            out.scores.is_some(),
+            pruner.returns_scores(),
+            "{}: returns_scores() must match the outcome",
+            info.name
+        );
+    }
+}
+
+#[test]
+fn data_free_methods_ignore_corrupted_scoring_data() {
+    // methods.md §3.1: for data-free methods the data checks must leave the mask
+    // bit-identical; this is asserted here instead of being run as a check job.
+    let f = Fixture::planted_circle(2);
+    let corrupted = [
+        ticketbench_baselines::checks::random_labels(&f.task, &f.streams).unwrap(),
+        ticketbench_baselines::checks::random_pixels(&f.task, &f.streams).unwrap(),
+    ];
+    for info in methods::METHODS {
+        let pruner = (info.build)(small_run_params(info.name).as_object().unwrap()).unwrap();
+        if info.data != methods::DataNeeds::None || pruner.schedule() != Schedule::Grid {
+            continue;
+        }
+        let clean = f.prune(pruner.as_ref(), 0.2).mask;
+        for task in &corrupted {
+            let g = Fixture {
+                engine: Engine::new(DeviceSpec::Cpu).unwrap(),
+                net: f.net.clone(),
+                task: task.clone(),
+                streams: f.streams,
+                recipe: f.recipe.clone(),
+                planted: None,
+            };
+            assert_eq!(g.prune(pruner.as_ref(), 0.2).mask, clean, "{}", info.name);
+        }
+    }
+}

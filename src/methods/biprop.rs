@@ -162,6 +162,9 @@ impl Pruner for Biprop {
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
     }
+    fn returns_scores(&self) -> bool {
+        true
+    }
     fn ratio_rule(&self) -> Option<String> {
         Some("uniform".into())
     }

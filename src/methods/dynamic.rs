@@ -6,7 +6,6 @@ use super::{MethodError, PruneContext, PruneOutcome};
 use crate::engine::EngineError;
 use crate::train::TrainHook;
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Ordering;
 use ticketbench_core::{Mask, Network, sample_index, sample_standard_normal};
 
 /// How the grow step picks new connections.
@@ -21,7 +20,7 @@ pub(super) enum Grow<'a> {
 /// active weights with the smallest `|θ|` (plus `N(0, noise_sd²)` tie-break noise when given,
 /// as RigL does), then grow the same number among the entries not kept after the drop (a
 /// just-dropped connection may be regrown). Per-layer counts are unchanged. Returns the new
-/// mask and the grown entries (which must restart at 0).
+/// mask and the newly activated entries (which must restart at 0).
 pub(super) fn drop_and_grow(
     net: &Network,
     mask: &Mask,
@@ -45,11 +44,7 @@ pub(super) fn drop_and_grow(
             })
             .collect();
         let n = n_drop[l].min(active.len());
-        active.sort_by(|a, b| {
-            a.0.partial_cmp(&b.0)
-                .unwrap_or(Ordering::Equal)
-                .then(a.1.cmp(&b.1))
-        });
+        active.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut next = keep.clone();
         for &(_, i) in &active[..n] {
             next[i] = false;
@@ -58,12 +53,7 @@ pub(super) fn drop_and_grow(
         let chosen: Vec<usize> = match &mut grow {
             Grow::Gradient(grads) => {
                 let g = &grads[l];
-                candidates.sort_by(|&a, &b| {
-                    (g[b].abs())
-                        .partial_cmp(&g[a].abs())
-                        .unwrap_or(Ordering::Equal)
-                        .then(a.cmp(&b))
-                });
+                candidates.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()).then(a.cmp(&b)));
                 candidates.truncate(n);
                 candidates
             }
@@ -76,15 +66,25 @@ pub(super) fn drop_and_grow(
                 candidates
             }
         };
+        // Only connections that were not active before are new and start at 0; a dropped
+        // and regrown one keeps its value (RigL's `reinit_when_same = False`).
         let mut grown = vec![false; keep.len()];
         for i in chosen {
             next[i] = true;
-            grown[i] = true;
+            grown[i] = !keep[i];
         }
         layers.push(next);
         grown_layers.push(grown);
     }
     (Mask::from_layers(layers), Mask::from_layers(grown_layers))
+}
+
+/// Whether every weight is finite. A hook that meets NaN/inf weights leaves the mask alone:
+/// the next step's loss check records the divergence.
+pub(super) fn all_finite(net: &Network) -> bool {
+    net.layers
+        .iter()
+        .all(|l| l.weight.iter().all(|w| w.is_finite()))
 }
 
 /// RigL's cosine drop fraction `α_t = (α/2)(1 + cos(π t / T_end))`, 0 from `T_end` on.
@@ -163,8 +163,18 @@ mod tests {
         let mut rng = Streams::new(1).stream("t");
         let (next, grown) = drop_and_grow(&net, &mask, &[2, 0], None, Grow::Random(&mut rng));
         assert_eq!(next.layer_kept(), mask.layer_kept());
-        assert_eq!(grown.kept(), 2);
         assert!(next.layer(0)[2], "the largest weight survives the drop");
+        // Only connections absent from the old mask count as new (they restart at 0).
+        for (l, g) in grown.layers().iter().enumerate() {
+            for (i, &g) in g.iter().enumerate() {
+                assert!(!g || (next.layer(l)[i] && !mask.layer(l)[i]));
+            }
+        }
+        // A dense layer can only regrow what it dropped: nothing is new, nothing is zeroed.
+        let dense = Mask::dense(&net.shapes());
+        let (next, grown) = drop_and_grow(&net, &dense, &[2, 1], None, Grow::Gradient(&grads));
+        assert_eq!(next, dense);
+        assert_eq!(grown.kept(), 0);
     }
 
     #[test]

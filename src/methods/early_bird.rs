@@ -105,6 +105,9 @@ impl TrainHook for EarlyBirdHook {
             return Ok(HookAction::Continue);
         }
         let net = view.network();
+        if !super::dynamic::all_finite(&net) {
+            return Ok(HookAction::Continue);
+        }
         let mask = top_k_global(&magnitude_scores(&net), self.keep, None, Keep::Highest)?;
         if self.detector.push(mask.clone()) && view.epoch < self.epochs {
             self.found = Some(view.epoch);
@@ -123,6 +126,9 @@ impl Pruner for EarlyBird {
     }
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
+    }
+    fn trains_ticket(&self) -> bool {
+        true
     }
     fn prune(
         &self,

@@ -122,6 +122,9 @@ impl Pruner for EdgePopup {
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
     }
+    fn returns_scores(&self) -> bool {
+        true
+    }
     fn ratio_rule(&self) -> Option<String> {
         Some("uniform".into())
     }

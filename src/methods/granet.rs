@@ -1,4 +1,6 @@
-use super::dynamic::{Grow, drop_and_grow, recipe_steps, require_gradients, train_dynamic};
+use super::dynamic::{
+    Grow, all_finite, drop_and_grow, recipe_steps, require_gradients, train_dynamic,
+};
 use super::magnitude::magnitude_scores;
 use super::rigl::{check_dynamic, initial_mask};
 use super::{
@@ -65,6 +67,15 @@ pub(super) const INFO: MethodInfo = MethodInfo {
             params.prune_end_fraction,
             "erk",
         )?;
+        if !(0.0..=params.regen_rate).contains(&params.regen_final) {
+            return Err(MethodError::InvalidParams {
+                method: INFO.name,
+                message: format!(
+                    "regen_final {} must be in [0, regen_rate = {}]",
+                    params.regen_final, params.regen_rate
+                ),
+            });
+        }
         if !(params.initial_density > 0.0 && params.initial_density <= 1.0) {
             return Err(MethodError::InvalidParams {
                 method: INFO.name,
@@ -103,6 +114,9 @@ impl TrainHook for GranetHook<'_> {
     }
     fn after_step(&mut self, view: &TrainView<'_>) -> Result<HookAction, EngineError> {
         let net = view.network();
+        if !all_finite(&net) {
+            return Ok(HookAction::Continue);
+        }
         let d_t = if view.step >= self.t_f {
             self.density.get()
         } else {
@@ -123,6 +137,14 @@ impl TrainHook for GranetHook<'_> {
         } else {
             view.mask.clone()
         };
+        // After the last optimiser step only prune: a regrown weight would never train.
+        if view.step >= self.total_steps {
+            self.updates += 1;
+            return Ok(HookAction::SetMask {
+                mask: pruned,
+                zeroed: None,
+            });
+        }
         let r_t = cosine_anneal(
             self.params.regen_rate,
             self.params.regen_final,
@@ -158,6 +180,9 @@ impl Pruner for Granet {
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
     }
+    fn trains_ticket(&self) -> bool {
+        true
+    }
     fn prune(
         &self,
         ctx: &mut PruneContext<'_>,
@@ -181,7 +206,7 @@ impl Pruner for Granet {
             return Err(MethodError::InvalidParams {
                 method: INFO.name,
                 message: format!(
-                    "update_every {} leaves no mask update between step {t_f} (end of pruning) and the end of training ({total_steps} steps), so the target density is never reached; choose update_every ≤ {}",
+                    "update_every {} leaves no mask update between step {t_f} (end of pruning) and the end of training ({total_steps} steps), so the target density is never reached; choose an update_every with a multiple in [{t_f}, {total_steps}], e.g. {}",
                     p.update_every,
                     (total_steps - t_f).max(1)
                 ),

@@ -224,6 +224,9 @@ impl Pruner for Imp {
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
     }
+    fn returns_scores(&self) -> bool {
+        true
+    }
     fn prune(
         &self,
         ctx: &mut PruneContext<'_>,

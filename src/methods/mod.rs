@@ -272,6 +272,18 @@ pub trait Pruner: Send + Sync {
         Some("global".into())
     }
 
+    /// Whether the outcome carries scores that rank every weight (so the `invert` sanity
+    /// check can keep the other end of the same ranking).
+    fn returns_scores(&self) -> bool {
+        false
+    }
+
+    /// Whether the method trains its own ticket and returns it in `PruneOutcome::trained`
+    /// (dynamic sparse training, Early-Bird).
+    fn trains_ticket(&self) -> bool {
+        false
+    }
+
     /// Which densities the runner schedules this method at.
     fn schedule(&self) -> Schedule {
         Schedule::Grid

@@ -64,6 +64,9 @@ impl Pruner for Random {
     fn ratio_rule(&self) -> Option<String> {
         Some(self.params.rule.clone())
     }
+    fn returns_scores(&self) -> bool {
+        self.params.rule == GLOBAL
+    }
     fn prune(
         &self,
         ctx: &mut PruneContext<'_>,

@@ -1,5 +1,6 @@
 use super::dynamic::{
-    Grow, cosine_fraction, drop_and_grow, recipe_steps, require_gradients, train_dynamic,
+    Grow, all_finite, cosine_fraction, drop_and_grow, recipe_steps, require_gradients,
+    train_dynamic,
 };
 use super::{
     DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, parse_params,
@@ -63,6 +64,12 @@ pub(super) const INFO: MethodInfo = MethodInfo {
             params.end_fraction,
             &params.rule,
         )?;
+        if !(params.noise_sd.is_finite() && params.noise_sd >= 0.0) {
+            return Err(MethodError::InvalidParams {
+                method: INFO.name,
+                message: format!("noise_sd {} must be a finite number ≥ 0", params.noise_sd),
+            });
+        }
         Ok(Box::new(Rigl { params }))
     },
 };
@@ -127,9 +134,13 @@ impl TrainHook for RiglHook<'_> {
             .iter()
             .map(|&k| (alpha * k as f64).floor() as usize)
             .collect();
+        let net = view.network();
+        if !all_finite(&net) {
+            return Ok(HookAction::Continue);
+        }
         let grads = require_gradients(view.dense_gradients()?)?;
         let (mask, grown) = drop_and_grow(
-            &view.network(),
+            &net,
             view.mask,
             &n_drop,
             Some((&mut self.noise, self.params.noise_sd)),
@@ -149,6 +160,9 @@ impl Pruner for Rigl {
     }
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
+    }
+    fn trains_ticket(&self) -> bool {
+        true
     }
     fn ratio_rule(&self) -> Option<String> {
         Some(self.params.rule.clone())

@@ -1,4 +1,4 @@
-use super::dynamic::{Grow, drop_and_grow, train_dynamic};
+use super::dynamic::{Grow, all_finite, drop_and_grow, train_dynamic};
 use super::rigl::{check_dynamic, initial_mask};
 use super::{
     DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, parse_params,
@@ -70,13 +70,12 @@ impl TrainHook for SetHook {
             .iter()
             .map(|&k| (self.zeta * k as f64).floor() as usize)
             .collect();
-        let (mask, grown) = drop_and_grow(
-            &view.network(),
-            view.mask,
-            &n_drop,
-            None,
-            Grow::Random(&mut self.rng),
-        );
+        let net = view.network();
+        if !all_finite(&net) {
+            return Ok(HookAction::Continue);
+        }
+        let (mask, grown) =
+            drop_and_grow(&net, view.mask, &n_drop, None, Grow::Random(&mut self.rng));
         self.updates += 1;
         Ok(HookAction::SetMask {
             mask,
@@ -91,6 +90,9 @@ impl Pruner for Set {
     }
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
+    }
+    fn trains_ticket(&self) -> bool {
+        true
     }
     fn ratio_rule(&self) -> Option<String> {
         Some(self.params.rule.clone())

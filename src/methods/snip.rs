@@ -69,6 +69,9 @@ impl Pruner for Snip {
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
     }
+    fn returns_scores(&self) -> bool {
+        true
+    }
     fn prune(
         &self,
         ctx: &mut PruneContext<'_>,

@@ -1,6 +1,7 @@
 //! Markdown rendering of comparison tables (tabled, GitHub-flavoured pipes).
 
-use super::{CellStats, ComparisonTable, Metric, ResultSet};
+use super::sanity::{self, VerdictCell};
+use super::{CellStats, ComparisonTable, Metric, ResultSet, density_text};
 use std::collections::BTreeSet;
 use tabled::builder::Builder;
 use tabled::settings::Style;
@@ -48,13 +49,10 @@ pub(super) fn format_cell(metric: Metric, cell: &CellStats, best: Option<f64>) -
 }
 
 fn density_header(d: f64) -> String {
-    let short = d.to_string();
     if d >= 1.0 {
         "dense (1.0)".into()
-    } else if short.len() <= 6 {
-        format!("d = {short}")
     } else {
-        format!("d = {d:.3e}")
+        format!("d = {}", density_text(d))
     }
 }
 
@@ -126,6 +124,134 @@ pub fn render_markdown(set: &ResultSet) -> String {
         ));
         out.push_str(&table_markdown(&table));
         out.push('\n');
+    }
+    let cells = sanity::verdicts(set);
+    if !cells.is_empty() {
+        out.push_str(&sanity_markdown(&cells));
+    }
+    out
+}
+
+/// The (task, model, device) groups of verdict cells, in order, each with its methods ×
+/// densities rows and its check columns.
+type VerdictGroup<'a> = (
+    (String, String, String),
+    Vec<(String, f64)>,
+    Vec<String>,
+    Vec<&'a VerdictCell>,
+);
+
+fn verdict_groups(cells: &[VerdictCell]) -> Vec<VerdictGroup<'_>> {
+    let mut groups: Vec<VerdictGroup<'_>> = Vec::new();
+    for c in cells {
+        let key = (c.task.clone(), c.model.clone(), c.device.clone());
+        let i = match groups.iter().position(|g| g.0 == key) {
+            Some(i) => i,
+            None => {
+                groups.push((key, Vec::new(), Vec::new(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[i];
+        let row = (c.method.clone(), c.density);
+        if !g.1.contains(&row) {
+            g.1.push(row);
+        }
+        if !g.2.contains(&c.check) {
+            g.2.push(c.check.clone());
+        }
+        g.3.push(c);
+    }
+    groups
+}
+
+fn find<'a>(
+    cells: &[&'a VerdictCell],
+    row: &(String, f64),
+    check: &str,
+) -> Option<&'a VerdictCell> {
+    cells
+        .iter()
+        .find(|c| c.method == row.0 && c.density == row.1 && c.check == check)
+        .copied()
+}
+
+/// The sanity-check section: one verdict table per task · model · device, then one
+/// sentence per method.
+fn sanity_markdown(cells: &[VerdictCell]) -> String {
+    let mut out = format!(
+        "\n## Sanity checks\n\nPer seed s, Δ_s = checked − original (same θ_0, data and data order). Cells: verdict, mean Δ [95% CI], Holm-adjusted one-sided paired t-test p (H1: the check makes the ticket worse), (n) seed pairs. Δ is in accuracy points (δ = {}) for classification, relative loss change in % (δ = {} %) for regression; strong-ticket methods are judged without weight training. **sensitive**: significantly worse after Holm and mean Δ ≤ −δ (the method uses what the check destroys); **insensitive**: TOST equivalence within ±δ at α = {} (any effect of the check is smaller than δ, which does not mean none); **inconclusive**: neither; fewer than 5 seeds are not judged. Holm runs over all judged cells of one table.\n",
+        sanity::DELTA_POINTS,
+        100.0 * sanity::DELTA_RELATIVE,
+        sanity::ALPHA
+    );
+    for ((task, model, device), rows, checks, mine) in verdict_groups(cells) {
+        out.push_str(&format!(
+            "\n### {} · {} · {device}\n\n",
+            escape(&task),
+            escape(&model)
+        ));
+        let mut builder = Builder::default();
+        let mut header = vec!["method".to_string(), "density".to_string()];
+        header.extend(checks.iter().cloned());
+        builder.push_record(header);
+        for row in &rows {
+            let mut line = vec![escape(&row.0), density_text(row.1)];
+            line.extend(checks.iter().map(|check| {
+                find(&mine, row, check).map_or(String::new(), |c| escape(&sanity::cell_text(c)))
+            }));
+            builder.push_record(line);
+        }
+        out.push_str(&builder.build().with(Style::markdown()).to_string());
+        out.push('\n');
+    }
+    out.push_str("\n### Per method\n\n");
+    for sentence in sanity::method_sentences(cells) {
+        out.push_str(&format!("- {}\n", escape(&sentence)));
+    }
+    out
+}
+
+/// LaTeX escaping of free text (`_`, `%`, `&`, `#`, `$`, braces).
+fn latex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '_' | '%' | '&' | '#' | '$' | '{' | '}' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '\\' => out.push_str("\\textbackslash{}"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// The verdict tables as booktabs LaTeX, one `table` per task · model · device.
+pub(super) fn sanity_latex(cells: &[VerdictCell]) -> String {
+    let mut out =
+        String::from("% ticketbench sanity-check verdicts; needs \\usepackage{booktabs}\n");
+    for ((task, model, device), rows, checks, mine) in verdict_groups(cells) {
+        let cols = "ll".to_string() + &"l".repeat(checks.len());
+        out.push_str(&format!(
+            "\\begin{{table}}\n\\centering\n\\caption{{Sanity checks on {} ({}, {}): verdict, mean $\\Delta$ [95\\% CI], Holm-adjusted one-sided $p$, $n$ seed pairs.}}\n\\begin{{tabular}}{{{cols}}}\n\\toprule\n",
+            latex_escape(&task),
+            latex_escape(&model),
+            latex_escape(&device)
+        ));
+        let mut header = vec!["method".to_string(), "$d$".to_string()];
+        header.extend(checks.iter().map(|c| latex_escape(c)));
+        out.push_str(&format!("{} \\\\\n\\midrule\n", header.join(" & ")));
+        for row in &rows {
+            let mut line = vec![latex_escape(&row.0), density_text(row.1)];
+            line.extend(checks.iter().map(|check| {
+                find(&mine, row, check)
+                    .map_or(String::new(), |c| latex_escape(&sanity::cell_text(c)))
+            }));
+            out.push_str(&format!("{} \\\\\n", line.join(" & ")));
+        }
+        out.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n\n");
     }
     out
 }

@@ -9,6 +9,8 @@
 //! Only computed numbers appear: an empty cell means no finished run.
 
 mod markdown;
+pub mod sanity;
+pub mod stats;
 
 use crate::methods::Family;
 use crate::runner::job::{JobRecord, Status};
@@ -113,6 +115,17 @@ pub enum Quantity<'a> {
 }
 
 impl Quantity<'_> {
+    /// Whether the run this quantity reads diverged (the matched random ticket has its own
+    /// training run; a paired difference needs both).
+    fn diverged(self, r: &JobRecord) -> bool {
+        let matched = r.matched_random.as_ref().is_some_and(|m| m.diverged);
+        match self {
+            Quantity::MatchedRandom => matched,
+            Quantity::VsMatchedRandom => matched || r.status == Status::Diverged,
+            _ => r.status == Status::Diverged,
+        }
+    }
+
     fn of(self, metric: Metric, r: &JobRecord) -> Option<f64> {
         let planted = r.planted.as_ref();
         let (acc, loss) = match self {
@@ -247,10 +260,12 @@ impl ResultSet {
         }
         let mut tables = Vec::new();
         for (task, model, device) in keys {
+            // Sanity-check runs have their own tables; these compare the methods' own tickets.
             let recs: Vec<&JobRecord> = self
                 .records
                 .iter()
                 .filter(|r| r.task_label == task && r.model == model && r.device == device)
+                .filter(|r| r.check.is_none())
                 .collect();
             let kind_metric = |kind: &str| {
                 if kind == "classification" {
@@ -386,7 +401,7 @@ fn build_table(
     let mut densities: Vec<f64> = Vec::new();
     let mut methods: Vec<String> = Vec::new();
     for r in recs {
-        if quantity.of(metric, r).is_none() && r.status == Status::Ok {
+        if quantity.of(metric, r).is_none() && !quantity.diverged(r) {
             continue;
         }
         if !densities.contains(&r.density) {
@@ -410,10 +425,10 @@ fn build_table(
                         .collect();
                     let values: Vec<f64> = cell
                         .iter()
-                        .filter(|r| r.status == Status::Ok)
+                        .filter(|r| !quantity.diverged(r))
                         .filter_map(|r| quantity.of(metric, r))
                         .collect();
-                    let diverged = cell.iter().filter(|r| r.status == Status::Diverged).count();
+                    let diverged = cell.iter().filter(|r| quantity.diverged(r)).count();
                     CellStats::from_values(&values, diverged)
                 })
                 .collect();
@@ -431,7 +446,7 @@ fn build_table(
         }
         Quantity::Jaccard | Quantity::VsMatchedRandom => metric.describe().to_string(),
         Quantity::Untrained => format!(
-            "{} of the mask on its starting weights, without training (what strong-ticket methods optimise)",
+            "{} of the mask on its starting weights, without training (what strong-ticket methods optimise; Gem-Miner's ticket is its flag set, which can be denser than the weights active in its last forward pass, event `active_density`)",
             metric.describe()
         ),
         Quantity::MatchedRandom => format!(
@@ -468,8 +483,27 @@ pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<String, StoreError> 
     })?;
     let path = out.join(REPORT_FILE);
     std::fs::write(&path, &text).map_err(|source| StoreError::Io { path, source })?;
+    let cells = sanity::verdicts(&set);
+    if !cells.is_empty() {
+        let path = out.join(SANITY_TEX_FILE);
+        std::fs::write(&path, markdown::sanity_latex(&cells))
+            .map_err(|source| StoreError::Io { path, source })?;
+    }
     Ok(text)
 }
+
+/// `0.1`, or `5.243e-3` when the plain decimal is long (the planted density).
+fn density_text(d: f64) -> String {
+    let short = d.to_string();
+    if short.len() <= 6 {
+        short
+    } else {
+        format!("{d:.3e}")
+    }
+}
+
+/// The sanity-check verdict tables as LaTeX (booktabs), beside `report.md`.
+pub const SANITY_TEX_FILE: &str = "sanity.tex";
 
 #[cfg(test)]
 mod tests {

@@ -1,14 +1,17 @@
 //! Jobs: one (task, model, method, density, seed) cell of a suite's grid, its settings
 //! hash, its execution and its result record.
 
-use super::suite::{DensitySpec, Suite};
+use super::suite::{DensitySpec, ModelSpec, Suite};
 use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, Engine, EngineError};
-use crate::methods::{MethodCache, MethodError, MethodLog, PruneContext, Schedule};
+use crate::methods::{
+    DataNeeds, MethodCache, MethodError, MethodLog, PruneContext, PruneOutcome, Pruner, Schedule,
+};
 use crate::train::{Divergence, Evaluation, TrainRecipe};
 use serde::{Deserialize, Serialize};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
+use ticketbench_baselines::checks::{self, CheckStage, SanityCheck, Scope};
 use ticketbench_baselines::random_ticket;
 use ticketbench_core::{CoreError, Density, Mask, Network, Streams, target_count};
 use ticketbench_planted::{
@@ -28,6 +31,8 @@ pub struct Job {
     pub density: Density,
     pub seed: u64,
     pub device: DeviceSpec,
+    /// The sanity check applied to the method's ticket (`None`: the original ticket).
+    pub check: Option<SanityCheck>,
     pub settings_hash: String,
 }
 
@@ -50,7 +55,7 @@ struct HashedSettings<'a> {
     matched_random: bool,
     method: &'static str,
     method_params: serde_json::Value,
-    check: Option<&'a str>,
+    check: Option<&'static str>,
     density: f64,
     seed: u64,
     train: &'a TrainRecipe,
@@ -92,43 +97,71 @@ pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
                         Schedule::DenseOnly => vec![Density::DENSE],
                         Schedule::PlantedDensity => planted.into_iter().collect(),
                     };
+                    let checks: Vec<Option<SanityCheck>> = std::iter::once(None)
+                        .chain(
+                            suite
+                                .checks
+                                .iter()
+                                .filter(|c| check_applies(**c, method.pruner.as_ref()))
+                                .map(|c| Some(*c)),
+                        )
+                        .collect();
                     for density in densities {
-                        let settings = HashedSettings {
-                            schema: SCHEMA,
-                            version: crate::VERSION,
-                            task: task.task.name(),
-                            task_params: task.task.params(),
-                            widths: model.widths(task.task.as_ref()),
-                            init: model.init.name(),
-                            bias: model.bias,
-                            plant: model.plant,
-                            transfer: transfer.clone(),
-                            matched_random: suite.matched_random,
-                            method: method.pruner.info().name,
-                            method_params: method.pruner.params(),
-                            check: None,
-                            density: density.get(),
-                            seed,
-                            train: &suite.train,
-                            device: device.to_string(),
-                        };
-                        let canonical = serde_json::to_vec(&settings).expect("settings serialize");
-                        let settings_hash = blake3::hash(&canonical).to_hex()[..16].to_string();
-                        jobs.push(Job {
-                            task: ti,
-                            model: mi,
-                            method: pi,
-                            density,
-                            seed,
-                            device,
-                            settings_hash,
-                        });
+                        for &check in &checks {
+                            let settings = HashedSettings {
+                                schema: SCHEMA,
+                                version: crate::VERSION,
+                                task: task.task.name(),
+                                task_params: task.task.params(),
+                                widths: model.widths(task.task.as_ref()),
+                                init: model.init.name(),
+                                bias: model.bias,
+                                plant: model.plant,
+                                transfer: transfer.clone(),
+                                matched_random: suite.matched_random && check.is_none(),
+                                method: method.pruner.info().name,
+                                method_params: method.pruner.params(),
+                                check: check.map(|c| c.name()),
+                                density: density.get(),
+                                seed,
+                                train: &suite.train,
+                                device: device.to_string(),
+                            };
+                            let canonical =
+                                serde_json::to_vec(&settings).expect("settings serialize");
+                            let settings_hash = blake3::hash(&canonical).to_hex()[..16].to_string();
+                            jobs.push(Job {
+                                task: ti,
+                                model: mi,
+                                method: pi,
+                                density,
+                                seed,
+                                device,
+                                check,
+                                settings_hash,
+                            });
+                        }
                     }
                 }
             }
         }
     }
     jobs
+}
+
+/// Whether the sanity check `check` is meaningful for `pruner` (methods.md §3.1): none for
+/// the dense reference and for methods that train their own ticket (their mask evolves
+/// during training: there is no ticket before training to transform); `invert` needs a
+/// score ranking; data checks need a method that reads data (a data-free method's mask is
+/// identical by construction, which the tests assert instead).
+pub fn check_applies(check: SanityCheck, pruner: &dyn Pruner) -> bool {
+    if pruner.schedule() == Schedule::DenseOnly || pruner.trains_ticket() {
+        return false;
+    }
+    match check.acts_on() {
+        CheckStage::ScoringData => pruner.info().data != DataNeeds::None,
+        CheckStage::Ticket => check != SanityCheck::Invert || pruner.returns_scores(),
+    }
 }
 
 /// Status of a finished job.
@@ -279,6 +312,10 @@ pub enum JobError {
         kept: usize,
         expected: usize,
     },
+    #[error("the `invert` check needs scores, and method `{method}` returns none")]
+    CheckNeedsScores { method: &'static str },
+    #[error(transparent)]
+    Check(#[from] ticketbench_baselines::CheckError),
     #[error("method `{method}` returned a trained network whose mask differs from its ticket")]
     TrainedMaskMismatch { method: String },
     #[error(
@@ -362,20 +399,51 @@ pub fn run_job(
     let method = &suite.methods[job.method];
     let streams = Streams::new(job.seed);
 
+    // Data checks prune on corrupted scoring data, with their own θ_T and method caches
+    // (magnitude and IMP must train on the corrupted labels too); training stays clean.
+    let corrupted = match job.check {
+        Some(c) if c.acts_on() == CheckStage::ScoringData => {
+            let data = match c {
+                SanityCheck::RandomLabels => checks::random_labels(&group.task_data, &streams)?,
+                _ => checks::random_pixels(&group.task_data, &streams)?,
+            };
+            let device = engine.upload(&data);
+            Some((data, device, None, MethodCache::new()))
+        }
+        _ => None,
+    };
+    let mut corrupted = corrupted;
+    let (prune_task, prune_data, trained_dense, cache) = match &mut corrupted {
+        Some((t, d, dense, cache)) => (&*t, &*d, dense, cache),
+        None => (
+            &group.task_data,
+            &group.device_data,
+            &mut group.trained_dense,
+            &mut group.cache,
+        ),
+    };
     let mut ctx = PruneContext {
         engine,
         net: &group.net,
-        task: &group.task_data,
-        data: &group.device_data,
+        task: prune_task,
+        data: prune_data,
         recipe: &suite.train,
         streams: &streams,
-        trained_dense: &mut group.trained_dense,
-        cache: &mut group.cache,
+        trained_dense,
+        cache,
         progress,
         planted: group.planted.as_ref(),
     };
     let outcome = method.pruner.prune(&mut ctx, job.density)?;
     let progress = ctx.progress;
+    let outcome = apply_check(
+        job.check,
+        outcome,
+        method.pruner.as_ref(),
+        model,
+        &group.net,
+        &streams,
+    )?;
     let prune_s = t0.elapsed().as_secs_f64();
 
     let total = group.net.num_prunable();
@@ -497,7 +565,7 @@ pub fn run_job(
         method_label: method.label.clone(),
         method_params: method.pruner.params(),
         ratio_rule: method.pruner.ratio_rule(),
-        check: None,
+        check: job.check.map(|c| c.name().to_string()),
         density: job.density.get(),
         seed: job.seed,
         device: job.device.to_string(),
@@ -535,6 +603,56 @@ pub fn run_job(
             started_unix,
             finished_unix: now_unix(),
         },
+    })
+}
+
+/// Applies a ticket check (methods.md §3.1) to a method's outcome; data checks and `None`
+/// leave it as it is. A checked ticket is always trained by the runner with the suite
+/// recipe, so it has no scores or trained network of its own.
+fn apply_check(
+    check: Option<SanityCheck>,
+    outcome: PruneOutcome,
+    pruner: &dyn Pruner,
+    model: &ModelSpec,
+    theta_0: &Network,
+    streams: &Streams,
+) -> Result<PruneOutcome, JobError> {
+    let Some(check) = check else {
+        return Ok(outcome);
+    };
+    let start = outcome.start.as_ref().unwrap_or(theta_0);
+    let (mask, start) = match check {
+        SanityCheck::LayerShuffle => (checks::layer_shuffle(&outcome.mask, streams), None),
+        SanityCheck::GlobalShuffle => (checks::global_shuffle(&outcome.mask, streams), None),
+        SanityCheck::WeightShuffle => (
+            outcome.mask.clone(),
+            Some(checks::weight_shuffle(&outcome.mask, start, streams)?),
+        ),
+        SanityCheck::Reinit => (
+            outcome.mask.clone(),
+            Some(checks::reinit(&outcome.mask, theta_0, model.init, streams)?),
+        ),
+        SanityCheck::Invert => {
+            let scores = outcome.scores.as_ref().ok_or(JobError::CheckNeedsScores {
+                method: pruner.info().name,
+            })?;
+            let scope = if pruner.ratio_rule().as_deref() == Some("global") {
+                Scope::global_of(&outcome.mask)
+            } else {
+                Scope::per_layer_of(&outcome.mask)
+            };
+            (checks::invert(scores, outcome.keep, &scope)?, None)
+        }
+        SanityCheck::RandomLabels | SanityCheck::RandomPixels => {
+            (outcome.mask.clone(), outcome.start.clone())
+        }
+    };
+    // Shuffles and inversion keep the method's starting weights (θ_T for fine-tuning).
+    let start = start.or(outcome.start);
+    Ok(PruneOutcome {
+        start,
+        log: outcome.log,
+        ..PruneOutcome::new(mask)
     })
 }
 

@@ -14,6 +14,7 @@
 //!                                  # same input width and output kind
 //! matched_random: false            # true: beside every ticket, train a random ticket with
 //!                                  # the same per-layer counts (the key sanity baseline)
+//! checks: [layer_shuffle, reinit]  # sanity checks (methods.md §3.1), one job per ticket each
 //! train: {optimizer: adam, lr: 0.001, epochs: 10, batch_size: 32}
 //! device: cpu                      # cpu | ndarray | cuda[:N]; --device overrides
 //! ```
@@ -29,6 +30,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
+use ticketbench_baselines::SanityCheck;
 use ticketbench_core::{CoreError, Density, InitScheme, Network, target_count};
 use ticketbench_planted::tasks::{self as task_registry, Task};
 use ticketbench_planted::{PlantKind, TargetNet};
@@ -274,6 +276,8 @@ struct SuiteFile {
     transfer: Option<Spanned<bool>>,
     #[serde(default)]
     matched_random: Option<Spanned<bool>>,
+    #[serde(default)]
+    checks: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A task of a suite, built and validated.
@@ -311,6 +315,8 @@ pub struct Suite {
     pub transfer: bool,
     /// Beside every pruned ticket, train a random ticket with the same per-layer counts.
     pub matched_random: bool,
+    /// Sanity checks applied to every method's ticket (methods.md §3.1), each its own job.
+    pub checks: Vec<SanityCheck>,
 }
 
 impl Suite {
@@ -637,6 +643,18 @@ impl Suite {
         };
 
         let transfer = file.transfer.as_ref().is_some_and(|t| t.value);
+        let mut checks: Vec<SanityCheck> = Vec::new();
+        for c in file.checks.iter().flat_map(|list| &list.value) {
+            let check =
+                SanityCheck::parse(&c.value).map_err(|e| at(&c.referenced, e.to_string()))?;
+            if checks.contains(&check) {
+                return Err(at(
+                    &c.referenced,
+                    format!("check `{}` is listed twice", c.value),
+                ));
+            }
+            checks.push(check);
+        }
         let name = file.name.unwrap_or_else(|| {
             path.file_stem()
                 .map_or("suite".into(), |s| s.to_string_lossy().into_owned())
@@ -653,6 +671,7 @@ impl Suite {
             device,
             transfer,
             matched_random: file.matched_random.is_some_and(|m| m.value),
+            checks,
         };
         if let Some(t) = &file.transfer
             && t.value

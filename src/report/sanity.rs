@@ -1,0 +1,284 @@
+//! Sanity-check verdicts (methods.md §3.3): every checked job is paired by seed with its
+//! method's original job (same task, model, device, method, density), Δ_s = checked −
+//! original in performance units, and each (method, density, check) cell gets a verdict.
+//!
+//! Units: classification — accuracy in points, δ = 1 point; regression — relative loss
+//! change `(L_orig − L_check)/L_orig`, δ = 0.05 (5 %), so in both Δ < 0 means the check made
+//! the ticket worse. Strong-ticket methods (family `strong`) are judged on their untrained
+//! metric, every other method after training. The matched random ticket of a job
+//! (`matched_random: true`) is judged as the check `matched_random`. Holm's correction runs
+//! over every judged cell of one verdict table (task · model · device).
+
+use super::stats::{Judgement, PairedSummary, Verdict, judge_table};
+use super::{ResultSet, density_text};
+use crate::methods::{self, Family};
+use crate::runner::job::{JobRecord, Status};
+
+/// Significance level of the verdicts.
+pub const ALPHA: f64 = 0.05;
+/// δ for classification: accuracy points.
+pub const DELTA_POINTS: f64 = 1.0;
+/// δ for regression: relative loss change.
+pub const DELTA_RELATIVE: f64 = 0.05;
+/// The check name under which a job's matched random ticket is judged.
+pub const MATCHED_RANDOM: &str = "matched_random";
+
+/// One (task, model, device, method, density, check) cell.
+#[derive(Debug, Clone)]
+pub struct VerdictCell {
+    pub task: String,
+    pub model: String,
+    pub device: String,
+    pub method: String,
+    pub density: f64,
+    pub check: String,
+    pub classification: bool,
+    pub summary: PairedSummary,
+    pub judgement: Judgement,
+}
+
+/// Performance of a record in the units of its task kind, before pairing: accuracy in
+/// points, or the loss (converted to a relative change once paired).
+fn performance(r: &JobRecord, untrained: bool) -> Option<f64> {
+    if untrained {
+        return match r.metrics.untrained_test_acc {
+            Some(a) => Some(100.0 * a),
+            None => Some(r.metrics.untrained_test_loss).filter(|l| l.is_finite()),
+        };
+    }
+    if r.status != Status::Ok {
+        return None;
+    }
+    match r.metrics.test_acc {
+        Some(a) => Some(100.0 * a),
+        None => r.metrics.test_loss,
+    }
+}
+
+/// The pair `(original, checked)` in judged units: points as they are; losses as
+/// `(0, (L_o − L_c)/L_o)`.
+fn pair(classification: bool, original: f64, checked: f64) -> Option<(f64, f64)> {
+    if classification {
+        return Some((original, checked));
+    }
+    (original > 0.0).then(|| (0.0, (original - checked) / original))
+}
+
+fn is_strong(method: &str) -> bool {
+    methods::info(method).is_ok_and(|m| m.family == Family::Strong)
+}
+
+/// Every verdict cell of a result set, in order of first appearance.
+pub fn verdicts(set: &ResultSet) -> Vec<VerdictCell> {
+    type Key = (String, String, String, String, u64, String); // task, model, device, method, density bits, check
+    let mut keys: Vec<Key> = Vec::new();
+    let mut pairs: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut kinds: Vec<bool> = Vec::new();
+    let mut push = |key: Key, classification: bool, p: Option<(f64, f64)>| {
+        let i = match keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                keys.push(key);
+                pairs.push(Vec::new());
+                kinds.push(classification);
+                keys.len() - 1
+            }
+        };
+        pairs[i].extend(p);
+    };
+    for r in &set.records {
+        let classification = r.task_kind == "classification";
+        let untrained = is_strong(&r.method);
+        let key = |check: &str| {
+            (
+                r.task_label.clone(),
+                r.model.clone(),
+                r.device.clone(),
+                r.method_label.clone(),
+                r.density.to_bits(),
+                check.to_string(),
+            )
+        };
+        match &r.check {
+            Some(check) => {
+                let original = set.records.iter().find(|o| {
+                    o.check.is_none()
+                        && o.seed == r.seed
+                        && o.density == r.density
+                        && o.method_label == r.method_label
+                        && o.task_label == r.task_label
+                        && o.model == r.model
+                        && o.device == r.device
+                });
+                let p = original
+                    .and_then(|o| performance(o, untrained))
+                    .zip(performance(r, untrained))
+                    .and_then(|(o, c)| pair(classification, o, c));
+                push(key(check), classification, p);
+            }
+            None => {
+                if let Some(m) = &r.matched_random {
+                    let random = if m.diverged {
+                        None
+                    } else {
+                        m.test_acc.map(|a| 100.0 * a).or(m.test_loss)
+                    };
+                    let p = performance(r, false)
+                        .zip(random)
+                        .and_then(|(o, c)| pair(classification, o, c));
+                    push(key(MATCHED_RANDOM), classification, p);
+                }
+            }
+        }
+    }
+    let summaries: Vec<PairedSummary> = pairs
+        .iter()
+        .zip(&kinds)
+        .map(|(p, &c)| PairedSummary::from_pairs(p, delta(c)))
+        .collect();
+    let mut judgements: Vec<Option<Judgement>> = vec![None; summaries.len()];
+    for kind in [true, false] {
+        let idx: Vec<usize> = (0..summaries.len()).filter(|&i| kinds[i] == kind).collect();
+        let family: Vec<PairedSummary> = idx.iter().map(|&i| summaries[i].clone()).collect();
+        for (i, j) in idx
+            .into_iter()
+            .zip(judge_table(&family, delta(kind), ALPHA))
+        {
+            judgements[i] = Some(j);
+        }
+    }
+    keys.into_iter()
+        .zip(summaries)
+        .zip(kinds)
+        .zip(judgements)
+        .map(
+            |(((key, summary), classification), judgement)| VerdictCell {
+                task: key.0,
+                model: key.1,
+                device: key.2,
+                method: key.3,
+                density: f64::from_bits(key.4),
+                check: key.5,
+                classification,
+                summary,
+                judgement: judgement.expect("every table was judged"),
+            },
+        )
+        .collect()
+}
+
+fn delta(classification: bool) -> f64 {
+    if classification {
+        DELTA_POINTS
+    } else {
+        DELTA_RELATIVE
+    }
+}
+
+/// `sensitive −12.3 [−15.1, −9.5] p=0.002` for one cell (Δ in points, or in % for losses).
+pub fn cell_text(c: &VerdictCell) -> String {
+    let s = &c.summary;
+    let scale = if c.classification { 1.0 } else { 100.0 };
+    let unit = if c.classification { "" } else { "%" };
+    let p = c
+        .judgement
+        .p_worse_holm
+        .map_or(String::new(), |p| format!(" p={}", format_p(p)));
+    let ci = if s.n >= 2 {
+        format!(" [{:+.1}, {:+.1}]", scale * s.ci95.0, scale * s.ci95.1)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} {:+.1}{unit}{ci}{p} (n={})",
+        c.judgement.verdict.as_str(),
+        scale * s.mean,
+        s.n
+    )
+}
+
+fn format_p(p: f64) -> String {
+    if p < 1e-3 {
+        format!("{p:.0e}")
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// One sentence per (task, method): each check's verdicts over the densities.
+pub fn method_sentences(cells: &[VerdictCell]) -> Vec<String> {
+    let mut groups: Vec<(String, String)> = Vec::new();
+    for c in cells {
+        let g = (c.task.clone(), c.method.clone());
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(task, method)| {
+            let mine: Vec<&VerdictCell> = cells
+                .iter()
+                .filter(|c| c.task == task && c.method == method)
+                .collect();
+            let mut checks: Vec<&str> = Vec::new();
+            for c in &mine {
+                if !checks.contains(&c.check.as_str()) {
+                    checks.push(&c.check);
+                }
+            }
+            let parts: Vec<String> = checks
+                .iter()
+                .map(|check| {
+                    let by_verdict = |v: Verdict| -> Vec<String> {
+                        mine.iter()
+                            .filter(|c| c.check == *check && c.judgement.verdict == v)
+                            .map(|c| density_text(c.density))
+                            .collect()
+                    };
+                    let phrases: Vec<String> = [
+                        (Verdict::Sensitive, "hurts"),
+                        (Verdict::Insensitive, "makes no difference"),
+                        (Verdict::Inconclusive, "is inconclusive"),
+                        (Verdict::InsufficientSeeds, "has too few seeds"),
+                    ]
+                    .into_iter()
+                    .filter_map(|(v, words)| {
+                        let ds = by_verdict(v);
+                        (!ds.is_empty()).then(|| format!("{words} at d = {}", ds.join(", ")))
+                    })
+                    .collect();
+                    format!("{} {}", check_phrase(check), phrases.join(", "))
+                })
+                .collect();
+            format!("**{method}** ({task}): {}.", parts.join("; "))
+        })
+        .collect()
+}
+
+fn check_phrase(check: &str) -> String {
+    match check {
+        MATCHED_RANDOM => "a random ticket at its own layer counts instead of its mask".into(),
+        "layer_shuffle" => "shuffling the mask within layers".into(),
+        "global_shuffle" => "shuffling the mask across layers".into(),
+        "weight_shuffle" => "shuffling the kept weights".into(),
+        "reinit" => "reinitialising the weights".into(),
+        "invert" => "inverting the score ranking".into(),
+        "random_labels" => "pruning on random labels".into(),
+        "random_pixels" => "pruning on random pixels".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn losses_pair_as_relative_improvement() {
+        assert_eq!(pair(true, 90.0, 80.0), Some((90.0, 80.0)));
+        // A loss that doubles under the check is a −100 % change: worse.
+        assert_eq!(pair(false, 0.5, 1.0), Some((0.0, -1.0)));
+        assert_eq!(pair(false, 0.0, 1.0), None);
+    }
+}
