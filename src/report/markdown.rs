@@ -127,7 +127,7 @@ pub fn render_markdown(set: &ResultSet) -> String {
     }
     let cells = sanity::verdicts(set);
     if !cells.is_empty() {
-        out.push_str(&sanity_markdown(&cells));
+        out.push_str(&sanity_markdown(set, &cells));
     }
     out
 }
@@ -178,7 +178,7 @@ fn find<'a>(
 
 /// The sanity-check section: one verdict table per task · model · device, then one
 /// sentence per method.
-fn sanity_markdown(cells: &[VerdictCell]) -> String {
+fn sanity_markdown(set: &ResultSet, cells: &[VerdictCell]) -> String {
     let mut out = format!(
         "\n## Sanity checks\n\nPer seed s, Δ_s = checked − original (same θ_0, data and data order). Cells: verdict, mean Δ [95% CI], Holm-adjusted one-sided paired t-test p (H1: the check makes the ticket worse), (n) seed pairs. Δ is in accuracy points (δ = {}) for classification, relative loss change in % (δ = {} %) for regression; strong-ticket methods are judged without weight training. **sensitive**: significantly worse after Holm and mean Δ ≤ −δ (the method uses what the check destroys); **insensitive**: TOST equivalence within ±δ at α = {} (any effect of the check is smaller than δ, which does not mean none); **inconclusive**: neither; fewer than 5 seeds are not judged. Holm runs over all judged cells of one table.\n",
         sanity::DELTA_POINTS,
@@ -206,7 +206,7 @@ fn sanity_markdown(cells: &[VerdictCell]) -> String {
         out.push('\n');
     }
     out.push_str("\n### Per method\n\n");
-    for sentence in sanity::method_sentences(cells) {
+    for sentence in sanity::method_sentences(set, cells) {
         out.push_str(&format!("- {}\n", escape(&sentence)));
     }
     out

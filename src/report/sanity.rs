@@ -205,8 +205,81 @@ fn format_p(p: f64) -> String {
     }
 }
 
-/// One sentence per (task, method): each check's verdicts over the densities.
-pub fn method_sentences(cells: &[VerdictCell]) -> Vec<String> {
+/// Mean trained performance (accuracy points or loss) of the original jobs of one row.
+fn row_mean(set: &ResultSet, task: &str, method: &str, density: f64) -> Option<f64> {
+    let values: Vec<f64> = set
+        .records
+        .iter()
+        .filter(|r| {
+            r.check.is_none()
+                && r.task_label == task
+                && r.method_label == method
+                && r.density == density
+        })
+        .filter_map(|r| performance(r, false))
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// "Within δ of random tickets at erk, igq (d = 0.1)": the random-ticket rows of the same
+/// task whose mean is within δ of the method's mean at each density (not for strong-ticket
+/// methods, which are judged untrained).
+fn ratio_matches(set: &ResultSet, task: &str, method: &str, densities: &[f64]) -> Option<String> {
+    if is_strong(method) || method.starts_with("random") {
+        return None;
+    }
+    let mut randoms: Vec<&str> = Vec::new();
+    for r in &set.records {
+        if r.task_label == task
+            && r.method == "random"
+            && !randoms.contains(&r.method_label.as_str())
+        {
+            randoms.push(&r.method_label);
+        }
+    }
+    if randoms.is_empty() {
+        return None;
+    }
+    let classification = set
+        .records
+        .iter()
+        .find(|r| r.task_label == task)
+        .is_some_and(|r| r.task_kind == "classification");
+    let parts: Vec<String> = densities
+        .iter()
+        .filter_map(|&d| {
+            let own = row_mean(set, task, method, d)?;
+            let close: Vec<&str> = randoms
+                .iter()
+                .filter(|rule| {
+                    row_mean(set, task, rule, d).is_some_and(|m| {
+                        if classification {
+                            (own - m).abs() <= DELTA_POINTS
+                        } else {
+                            (own - m).abs() <= DELTA_RELATIVE * m
+                        }
+                    })
+                })
+                .copied()
+                .collect();
+            (!close.is_empty()).then(|| format!("{} at d = {}", close.join(", "), density_text(d)))
+        })
+        .collect();
+    let unit = if classification {
+        "1 point"
+    } else {
+        "5 % in loss"
+    };
+    Some(if parts.is_empty() {
+        format!("its mean is not within {unit} of any random-ticket row at any density")
+    } else {
+        format!("its mean is within {unit} of {}", parts.join("; "))
+    })
+}
+
+/// One sentence per (task, method): each check's verdicts over the densities, and which
+/// random-ticket rows (ratio rules) match its mean.
+pub fn method_sentences(set: &ResultSet, cells: &[VerdictCell]) -> Vec<String> {
     let mut groups: Vec<(String, String)> = Vec::new();
     for c in cells {
         let g = (c.task.clone(), c.method.clone());
@@ -251,7 +324,12 @@ pub fn method_sentences(cells: &[VerdictCell]) -> Vec<String> {
                     format!("{} {}", check_phrase(check), phrases.join(", "))
                 })
                 .collect();
-            format!("**{method}** ({task}): {}.", parts.join("; "))
+            let mut densities: Vec<f64> = mine.iter().map(|c| c.density).collect();
+            densities.sort_by(|a, b| b.total_cmp(a));
+            densities.dedup();
+            let ratios = ratio_matches(set, &task, &method, &densities)
+                .map_or(String::new(), |r| format!("; {r}"));
+            format!("**{method}** ({task}): {}{ratios}.", parts.join("; "))
         })
         .collect()
 }
