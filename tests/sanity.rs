@@ -133,3 +133,64 @@ fn the_report_judges_each_check_and_says_when_seeds_are_too_few() {
     // main, recovery and strong-ticket tables, plus its row in the verdict table.
     assert_eq!(report.matches("| snip ").count(), 4);
 }
+
+#[test]
+fn verdicts_follow_the_paired_differences() {
+    // Rewrite a real run's records into a controlled 6-seed experiment: SNIP's layer shuffle
+    // costs 30 points on every seed (sensitive), its reinit changes nothing beyond ±0.2
+    // points (insensitive), and its weight shuffle is all over the place (inconclusive).
+    let (dir, _) = run("tests/data/sanity-tiny.yaml");
+    // Whole records (timing and provenance included), as the results file holds them.
+    let records: Vec<Value> = std::fs::read_to_string(dir.path().join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let template = |check: Option<&str>| {
+        records
+            .iter()
+            .find(|r| r["method"] == "snip" && r["check"].as_str() == check && r["seed"] == 0)
+            .unwrap()
+            .clone()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    for seed in 0..6u64 {
+        let base = 0.90 + 0.01 * seed as f64;
+        let wobble = [0.002, -0.001, 0.0015, -0.002, 0.001, 0.0][seed as usize];
+        let wild = [0.2, -0.25, 0.3, -0.2, 0.15, -0.3][seed as usize];
+        for (check, acc) in [
+            (None, base),
+            (Some("layer_shuffle"), base - 0.30),
+            (Some("reinit"), base + wobble),
+            (Some("weight_shuffle"), base + wild),
+        ] {
+            let mut r = template(check);
+            r["seed"] = seed.into();
+            r["settings_hash"] = format!("{seed}-{check:?}").into();
+            r["metrics"]["test_acc"] = acc.into();
+            r["status"] = "ok".into();
+            lines.push(serde_json::to_string(&r).unwrap());
+        }
+    }
+    std::fs::write(out.path().join("results.jsonl"), lines.join("\n") + "\n").unwrap();
+    ok(ticketbench(&["report", out.path().to_str().unwrap()]));
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| snip") && l.contains("(n=6)"))
+        .unwrap_or_else(|| panic!("no verdict row:\n{report}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    let header = report
+        .lines()
+        .find(|l| l.starts_with("| method") && l.contains("layer_shuffle"))
+        .unwrap();
+    let names: Vec<&str> = header.split('|').map(str::trim).collect();
+    let cell = |check: &str| cells[names.iter().position(|n| *n == check).unwrap()];
+    assert!(
+        cell("layer_shuffle").starts_with("sensitive -30.0"),
+        "{row}"
+    );
+    assert!(cell("reinit").starts_with("insensitive"), "{row}");
+    assert!(cell("weight_shuffle").starts_with("inconclusive"), "{row}");
+}
