@@ -162,6 +162,9 @@ fn verdict_groups(cells: &[VerdictCell]) -> Vec<VerdictGroup<'_>> {
         }
         g.3.push(c);
     }
+    for g in &mut groups {
+        g.2.sort_by_key(|c| sanity::check_rank(c)); // stable: suite rows keep their order
+    }
     groups
 }
 

@@ -6,7 +6,9 @@
 //! change `(L_orig − L_check)/L_orig`, δ = 0.05 (5 %), so in both Δ < 0 means the check made
 //! the ticket worse. Strong-ticket methods (family `strong`) are judged on their untrained
 //! metric, every other method after training. The matched random ticket of a job
-//! (`matched_random: true`) is judged as the check `matched_random`. Holm's correction runs
+//! (`matched_random: true`) is judged as the check `matched_random`, and every random-ticket
+//! row of the suite (`random`, `random[rule=…]`) at the same density and seed as the check
+//! `vs <row>`. Holm's correction runs
 //! over every judged cell of one verdict table (task · model · device).
 
 use super::stats::{Judgement, PairedSummary, Verdict, judge_table};
@@ -117,6 +119,27 @@ pub fn verdicts(set: &ResultSet) -> Vec<VerdictCell> {
                 push(key(check), classification, p);
             }
             None => {
+                // Against every random-ticket row (ratio rule) of the same cell and seed.
+                if r.method != "random" {
+                    for random in set.records.iter().filter(|o| {
+                        o.method == "random"
+                            && o.check.is_none()
+                            && o.seed == r.seed
+                            && o.density == r.density
+                            && o.task_label == r.task_label
+                            && o.model == r.model
+                            && o.device == r.device
+                    }) {
+                        let p = performance(r, untrained)
+                            .zip(performance(random, untrained))
+                            .and_then(|(o, c)| pair(classification, o, c));
+                        push(
+                            key(&format!("vs {}", random.method_label)),
+                            classification,
+                            p,
+                        );
+                    }
+                }
                 if let Some(m) = &r.matched_random {
                     let random = if m.diverged {
                         None
@@ -189,12 +212,39 @@ pub fn cell_text(c: &VerdictCell) -> String {
     } else {
         String::new()
     };
+    if s.n > 0 && s.mean == 0.0 && s.sd == 0.0 {
+        // Typically both arms at the same (often chance-level) value: say so.
+        return format!(
+            "{} (identical on all {} seeds)",
+            c.judgement.verdict.as_str(),
+            s.n
+        );
+    }
     format!(
         "{} {:+.1}{unit}{ci}{p} (n={})",
         c.judgement.verdict.as_str(),
         scale * s.mean,
         s.n
     )
+}
+
+/// Column order of the verdict tables: the random ticket at the method's own counts, the
+/// §3.1 checks in spec order, then the suite's random-ticket rows.
+pub fn check_rank(check: &str) -> usize {
+    const ORDER: [&str; 8] = [
+        MATCHED_RANDOM,
+        "layer_shuffle",
+        "global_shuffle",
+        "weight_shuffle",
+        "reinit",
+        "invert",
+        "random_labels",
+        "random_pixels",
+    ];
+    ORDER
+        .iter()
+        .position(|c| *c == check)
+        .unwrap_or(ORDER.len())
 }
 
 fn format_p(p: f64) -> String {
@@ -300,6 +350,7 @@ pub fn method_sentences(set: &ResultSet, cells: &[VerdictCell]) -> Vec<String> {
                     checks.push(&c.check);
                 }
             }
+            checks.sort_by_key(|c| check_rank(c));
             let parts: Vec<String> = checks
                 .iter()
                 .map(|check| {
@@ -318,7 +369,10 @@ pub fn method_sentences(set: &ResultSet, cells: &[VerdictCell]) -> Vec<String> {
                     .into_iter()
                     .filter_map(|(v, words)| {
                         let ds = by_verdict(v);
-                        (!ds.is_empty()).then(|| format!("{words} at d = {}", ds.join(", ")))
+                        let meaning =
+                            meaning(check, v).map_or(String::new(), |m| format!(" ({m})"));
+                        (!ds.is_empty())
+                            .then(|| format!("{words} at d = {}{meaning}", ds.join(", ")))
                     })
                     .collect();
                     format!("{} {}", check_phrase(check), phrases.join(", "))
@@ -334,6 +388,30 @@ pub fn method_sentences(set: &ResultSet, cells: &[VerdictCell]) -> Vec<String> {
         .collect()
 }
 
+/// What a verdict on a check says about the method (Su et al. 2020; Frankle et al. 2021).
+fn meaning(check: &str, verdict: Verdict) -> Option<&'static str> {
+    let sensitive = match verdict {
+        Verdict::Sensitive => true,
+        Verdict::Insensitive => false,
+        _ => return None,
+    };
+    Some(match (check, sensitive) {
+        (c, true) if c.starts_with("vs random") => "beats that random ticket",
+        (c, false) if c.starts_with("vs random") => "no better than that random ticket",
+        (MATCHED_RANDOM | "layer_shuffle", true) => "uses structure beyond its layer ratios",
+        (MATCHED_RANDOM | "layer_shuffle", false) => "ratio only",
+        ("global_shuffle", true) => "its layer ratios matter",
+        ("global_shuffle", false) => "its layer ratios do not matter",
+        ("weight_shuffle" | "reinit", true) => "needs its own weight values",
+        ("weight_shuffle" | "reinit", false) => "weight values interchangeable",
+        ("invert", true) => "its ranking matters",
+        ("invert", false) => "ranking direction irrelevant",
+        ("random_labels" | "random_pixels", true) => "uses the data",
+        ("random_labels" | "random_pixels", false) => "data not used",
+        _ => return None,
+    })
+}
+
 fn check_phrase(check: &str) -> String {
     match check {
         MATCHED_RANDOM => "a random ticket at its own layer counts instead of its mask".into(),
@@ -344,7 +422,10 @@ fn check_phrase(check: &str) -> String {
         "invert" => "inverting the score ranking".into(),
         "random_labels" => "pruning on random labels".into(),
         "random_pixels" => "pruning on random pixels".into(),
-        other => other.replace('_', " "),
+        other => match other.strip_prefix("vs ") {
+            Some(random) => format!("a {random} ticket instead"),
+            None => other.replace('_', " "),
+        },
     }
 }
 
