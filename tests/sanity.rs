@@ -188,9 +188,14 @@ fn verdicts_follow_the_paired_differences() {
     let names: Vec<&str> = header.split('|').map(str::trim).collect();
     let cell = |check: &str| cells[names.iter().position(|n| *n == check).unwrap()];
     assert!(
-        cell("layer_shuffle").starts_with("sensitive -30.0"),
+        cell("layer_shuffle")
+            .starts_with("sensitive: uses structure beyond its layer ratios -30.0"),
         "{row}"
     );
-    assert!(cell("reinit").starts_with("insensitive"), "{row}");
+    assert!(
+        cell("reinit").starts_with("insensitive: weight values interchangeable"),
+        "{row}"
+    );
+    assert!(cell("reinit").contains("d_z=+0.2"), "{row}");
     assert!(cell("weight_shuffle").starts_with("inconclusive"), "{row}");
 }

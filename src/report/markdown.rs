@@ -183,7 +183,7 @@ fn find<'a>(
 /// sentence per method.
 fn sanity_markdown(set: &ResultSet, cells: &[VerdictCell]) -> String {
     let mut out = format!(
-        "\n## Sanity checks\n\nPer seed s, Δ_s = checked − original (same θ_0, data and data order). Cells: verdict, mean Δ [95% CI], Holm-adjusted one-sided paired t-test p (H1: the check makes the ticket worse), (n) seed pairs. Δ is in accuracy points (δ = {}) for classification, relative loss change in % (δ = {} %) for regression; strong-ticket methods are judged without weight training. **sensitive**: significantly worse after Holm and mean Δ ≤ −δ (the method uses what the check destroys); **insensitive**: TOST equivalence within ±δ at α = {} (any effect of the check is smaller than δ, which does not mean none); **inconclusive**: neither; fewer than 5 seeds are not judged. Holm runs over all judged cells of one table.\n",
+        "\n## Sanity checks\n\nPer seed s, Δ_s = checked − original (same θ_0, data and data order). Cells: verdict and what it means for this check, mean Δ [95% CI], Holm-adjusted one-sided paired t-test p (H1: the check makes the ticket worse), effect size d_z = mean Δ / sd Δ, (n) seed pairs. Δ is in accuracy points (δ = {}) for classification, relative loss change in % (δ = {} %) for regression; strong-ticket methods are judged without weight training. **sensitive**: significantly worse after Holm and mean Δ ≤ −δ (the method uses what the check destroys); **insensitive**: TOST equivalence within ±δ at α = {} (any effect of the check is smaller than δ, which does not mean none); **inconclusive**: neither; fewer than 5 seeds are not judged. Holm runs over all judged cells of one table.\n",
         sanity::DELTA_POINTS,
         100.0 * sanity::DELTA_RELATIVE,
         sanity::ALPHA

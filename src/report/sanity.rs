@@ -198,7 +198,9 @@ fn delta(classification: bool) -> f64 {
     }
 }
 
-/// `sensitive −12.3 [−15.1, −9.5] p=0.002` for one cell (Δ in points, or in % for losses).
+/// `sensitive: uses structure beyond its layer ratios −12.3 [−15.1, −9.5] p=0.002 d_z=−3.1
+/// (n=5)` for one cell (Δ in points, or in % for losses; the meaning of the verdict for this
+/// check, Holm-adjusted p, effect size d_z = mean Δ / sd Δ).
 pub fn cell_text(c: &VerdictCell) -> String {
     let s = &c.summary;
     let scale = if c.classification { 1.0 } else { 100.0 };
@@ -212,17 +214,22 @@ pub fn cell_text(c: &VerdictCell) -> String {
     } else {
         String::new()
     };
+    let verdict = match meaning(&c.check, c.judgement.verdict) {
+        Some(m) => format!("{}: {m}", c.judgement.verdict.as_str()),
+        None => c.judgement.verdict.as_str().to_string(),
+    };
     if s.n > 0 && s.mean == 0.0 && s.sd == 0.0 {
         // Typically both arms at the same (often chance-level) value: say so.
-        return format!(
-            "{} (identical on all {} seeds)",
-            c.judgement.verdict.as_str(),
-            s.n
-        );
+        return format!("{verdict} (identical on all {} seeds)", s.n);
     }
+    // A constant Δ has sd ≈ 0 and an unbounded d_z: cap the display.
+    let effect = match s.d_z {
+        d if d.is_nan() => String::new(),
+        d if d.abs() >= 100.0 => format!(" d_z{}100", if d < 0.0 { "<-" } else { ">" }),
+        d => format!(" d_z={d:+.1}"),
+    };
     format!(
-        "{} {:+.1}{unit}{ci}{p} (n={})",
-        c.judgement.verdict.as_str(),
+        "{verdict} {:+.1}{unit}{ci}{p}{effect} (n={})",
         scale * s.mean,
         s.n
     )
