@@ -2,9 +2,11 @@
 //! method's original job (same task, model, device, method, density), Δ_s = checked −
 //! original in performance units, and each (method, density, check) cell gets a verdict.
 //!
-//! Units: classification — accuracy in points, δ = 1 point; regression — relative loss
-//! change `(L_orig − L_check)/L_orig`, δ = 0.05 (5 %), so in both Δ < 0 means the check made
-//! the ticket worse. Strong-ticket methods (family `strong`) are judged on their untrained
+//! Units: classification — accuracy in points, δ = 1 point; regression — the log loss ratio
+//! `ln(L_orig / L_check)`, δ = ln 1.05 (a 5 % loss change; log ratios are symmetric and keep
+//! a single blow-up seed from dominating the mean, which relative changes do not), so in
+//! both Δ < 0 means the check made the ticket worse. Loss cells are displayed as the factor
+//! `L_check / L_orig = exp(−Δ)`. Strong-ticket methods (family `strong`) are judged on their untrained
 //! metric, every other method after training. The matched random ticket of a job
 //! (`matched_random: true`) is judged as the check `matched_random`, and every random-ticket
 //! row of the suite (`random`, `random[rule=…]`) at the same density and seed as the check
@@ -20,7 +22,7 @@ use crate::runner::job::{JobRecord, Status};
 pub const ALPHA: f64 = 0.05;
 /// δ for classification: accuracy points.
 pub const DELTA_POINTS: f64 = 1.0;
-/// δ for regression: relative loss change.
+/// δ for regression, as a relative loss change (judged on the log scale as ln(1 + δ)).
 pub const DELTA_RELATIVE: f64 = 0.05;
 /// The check name under which a job's matched random ticket is judged.
 pub const MATCHED_RANDOM: &str = "matched_random";
@@ -58,12 +60,12 @@ fn performance(r: &JobRecord, untrained: bool) -> Option<f64> {
 }
 
 /// The pair `(original, checked)` in judged units: points as they are; losses as
-/// `(0, (L_o − L_c)/L_o)`.
+/// `(0, ln(L_o / L_c))`.
 fn pair(classification: bool, original: f64, checked: f64) -> Option<(f64, f64)> {
     if classification {
         return Some((original, checked));
     }
-    (original > 0.0).then(|| (0.0, (original - checked) / original))
+    (original > 0.0 && checked > 0.0).then(|| (0.0, (original / checked).ln()))
 }
 
 fn is_strong(method: &str) -> bool {
@@ -194,7 +196,7 @@ fn delta(classification: bool) -> f64 {
     if classification {
         DELTA_POINTS
     } else {
-        DELTA_RELATIVE
+        DELTA_RELATIVE.ln_1p()
     }
 }
 
@@ -203,14 +205,26 @@ fn delta(classification: bool) -> f64 {
 /// check, Holm-adjusted p, effect size d_z = mean Δ / sd Δ).
 pub fn cell_text(c: &VerdictCell) -> String {
     let s = &c.summary;
-    let scale = if c.classification { 1.0 } else { 100.0 };
-    let unit = if c.classification { "" } else { "%" };
+    // Points as they are; a log loss ratio Δ as the loss factor exp(−Δ).
+    let show = |v: f64| {
+        if c.classification {
+            format!("{v:+.1}")
+        } else {
+            format!("×{:.3}", (-v).exp())
+        }
+    };
     let p = c
         .judgement
         .p_worse_holm
         .map_or(String::new(), |p| format!(" p={}", format_p(p)));
     let ci = if s.n >= 2 {
-        format!(" [{:+.1}, {:+.1}]", scale * s.ci95.0, scale * s.ci95.1)
+        // exp(−Δ) reverses the order of the bounds.
+        let (lo, hi) = if c.classification {
+            (s.ci95.0, s.ci95.1)
+        } else {
+            (s.ci95.1, s.ci95.0)
+        };
+        format!(" [{}, {}]", show(lo), show(hi))
     } else {
         String::new()
     };
@@ -228,11 +242,7 @@ pub fn cell_text(c: &VerdictCell) -> String {
         d if d.abs() >= 100.0 => format!(" d_z{}100", if d < 0.0 { "<-" } else { ">" }),
         d => format!(" d_z={d:+.1}"),
     };
-    format!(
-        "{verdict} {:+.1}{unit}{ci}{p}{effect} (n={})",
-        scale * s.mean,
-        s.n
-    )
+    format!("{verdict} {}{ci}{p}{effect} (n={})", show(s.mean), s.n)
 }
 
 /// Column order of the verdict tables: the random ticket at the method's own counts, the
@@ -441,10 +451,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn losses_pair_as_relative_improvement() {
+    fn losses_pair_as_log_ratios() {
         assert_eq!(pair(true, 90.0, 80.0), Some((90.0, 80.0)));
-        // A loss that doubles under the check is a −100 % change: worse.
-        assert_eq!(pair(false, 0.5, 1.0), Some((0.0, -1.0)));
+        // A loss that doubles under the check is Δ = −ln 2 (worse); halving is +ln 2.
+        assert_eq!(pair(false, 0.5, 1.0), Some((0.0, -(2f64.ln()))));
+        assert_eq!(pair(false, 1.0, 0.5), Some((0.0, 2f64.ln())));
         assert_eq!(pair(false, 0.0, 1.0), None);
+        assert!((delta(false) - 1.05f64.ln()).abs() < 1e-15);
     }
 }
