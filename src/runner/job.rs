@@ -401,7 +401,7 @@ pub fn run_job(
 
     // Data checks prune on corrupted scoring data, with their own θ_T and method caches
     // (magnitude and IMP must train on the corrupted labels too); training stays clean.
-    let corrupted = match job.check {
+    let mut corrupted = match job.check {
         Some(c) if c.acts_on() == CheckStage::ScoringData => {
             let data = match c {
                 SanityCheck::RandomLabels => checks::random_labels(&group.task_data, &streams)?,
@@ -412,7 +412,6 @@ pub fn run_job(
         }
         _ => None,
     };
-    let mut corrupted = corrupted;
     let (prune_task, prune_data, trained_dense, cache) = match &mut corrupted {
         Some((t, d, dense, cache)) => (&*t, &*d, dense, cache),
         None => (
