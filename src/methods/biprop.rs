@@ -147,7 +147,7 @@ impl Biprop {
         }
         Ok(PruneOutcome {
             start: Some(binarised(&weights, &alphas)),
-            scores: Some(out.scores.clone()),
+            scores: Some(out.scores),
             keep: Keep::Highest,
             log,
             ..PruneOutcome::new(out.mask)

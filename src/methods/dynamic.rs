@@ -4,7 +4,7 @@
 
 use super::{MethodError, PruneContext, PruneOutcome};
 use crate::engine::EngineError;
-use crate::train::TrainHook;
+use crate::train::{HookAction, TrainHook, TrainView};
 use rand_chacha::ChaCha8Rng;
 use ticketbench_core::{Mask, Network, sample_index, sample_standard_normal};
 
@@ -128,6 +128,55 @@ pub(super) fn train_dynamic(
         trained: Some(trained),
         ..PruneOutcome::new(mask)
     })
+}
+
+/// [`train_dynamic`] for methods whose hook only edits the mask (SET, RigL, GraNet): counts
+/// the hook's `SetMask` actions and records them as the event `mask_updates`.
+pub(super) fn train_counting_updates(
+    ctx: &mut PruneContext<'_>,
+    method: &str,
+    mask: &Mask,
+    hook: &mut dyn TrainHook,
+) -> Result<PruneOutcome, MethodError> {
+    let mut counting = CountingHook {
+        inner: hook,
+        updates: 0,
+    };
+    let mut outcome = train_dynamic(ctx, method, mask, &mut counting)?;
+    outcome
+        .log
+        .events
+        .insert("mask_updates".into(), counting.updates as f64);
+    Ok(outcome)
+}
+
+/// Forwards to a hook and counts the mask changes it asks for.
+struct CountingHook<'h> {
+    inner: &'h mut dyn TrainHook,
+    updates: usize,
+}
+
+impl CountingHook<'_> {
+    fn count(&mut self, action: HookAction) -> HookAction {
+        if matches!(action, HookAction::SetMask { .. }) {
+            self.updates += 1;
+        }
+        action
+    }
+}
+
+impl TrainHook for CountingHook<'_> {
+    fn step_interval(&self) -> Option<usize> {
+        self.inner.step_interval()
+    }
+    fn after_step(&mut self, view: &TrainView<'_>) -> Result<HookAction, EngineError> {
+        let action = self.inner.after_step(view)?;
+        Ok(self.count(action))
+    }
+    fn at_epoch(&mut self, view: &TrainView<'_>) -> Result<HookAction, EngineError> {
+        let action = self.inner.at_epoch(view)?;
+        Ok(self.count(action))
+    }
 }
 
 /// The dense gradient a gradient-growing hook needs (always present in step hooks).

@@ -105,11 +105,12 @@ impl EdgePopup {
             recipe: self.params.recipe(),
         }
         .train(inputs.progress)?;
+        let log = out.log();
         Ok(PruneOutcome {
             start: (self.params.weights != FrozenWeights::Init).then_some(weights),
-            scores: Some(out.scores.clone()),
+            scores: Some(out.scores),
             keep: Keep::Highest,
-            log: out.log(),
+            log,
             ..PruneOutcome::new(out.mask)
         })
     }

@@ -178,7 +178,7 @@ impl GemMiner {
         }
         Ok(PruneOutcome {
             start: (p.weights != FrozenWeights::Init).then_some(weights),
-            scores: Some(out.scores.clone()),
+            scores: Some(out.scores),
             keep: Keep::Highest,
             log,
             ..PruneOutcome::new(out.mask)

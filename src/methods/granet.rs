@@ -1,5 +1,5 @@
 use super::dynamic::{
-    Grow, all_finite, drop_and_grow, recipe_steps, require_gradients, train_dynamic,
+    Grow, all_finite, drop_and_grow, recipe_steps, require_gradients, train_counting_updates,
 };
 use super::magnitude::magnitude_scores;
 use super::rigl::{check_dynamic, initial_mask};
@@ -105,7 +105,6 @@ struct GranetHook<'p> {
     density: Density,
     total_steps: usize,
     t_f: usize,
-    updates: usize,
 }
 
 impl TrainHook for GranetHook<'_> {
@@ -139,7 +138,6 @@ impl TrainHook for GranetHook<'_> {
         };
         // After the last optimiser step only prune: a regrown weight would never train.
         if view.step >= self.total_steps {
-            self.updates += 1;
             return Ok(HookAction::SetMask {
                 mask: pruned,
                 zeroed: None,
@@ -165,7 +163,6 @@ impl TrainHook for GranetHook<'_> {
             .collect();
         let grads = require_gradients(view.dense_gradients()?)?;
         let (mask, grown) = drop_and_grow(&net, &pruned, &n_drop, None, Grow::Gradient(&grads));
-        self.updates += 1;
         Ok(HookAction::SetMask {
             mask,
             zeroed: Some(grown),
@@ -222,9 +219,8 @@ impl Pruner for Granet {
             density,
             total_steps,
             t_f,
-            updates: 0,
         };
-        let mut outcome = train_dynamic(ctx, INFO.name, &mask, &mut hook)?;
+        let outcome = train_counting_updates(ctx, INFO.name, &mask, &mut hook)?;
         // A run that blew up before the end of pruning has no ticket at the target density.
         if let Some(d) = outcome.trained.as_ref().and_then(|t| t.diverged.as_ref())
             && outcome.mask.kept() != target_count(density, outcome.mask.total())?
@@ -236,10 +232,6 @@ impl Pruner for Granet {
                 density.get()
             ))));
         }
-        outcome
-            .log
-            .events
-            .insert("mask_updates".into(), hook.updates as f64);
         Ok(outcome)
     }
 }

@@ -1,6 +1,6 @@
 use super::dynamic::{
     Grow, all_finite, cosine_fraction, drop_and_grow, recipe_steps, require_gradients,
-    train_dynamic,
+    train_counting_updates,
 };
 use super::{
     DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, parse_params,
@@ -116,7 +116,6 @@ struct RiglHook<'p> {
     params: &'p RiglParams,
     t_end: usize,
     noise: ChaCha8Rng,
-    updates: usize,
 }
 
 impl TrainHook for RiglHook<'_> {
@@ -146,7 +145,6 @@ impl TrainHook for RiglHook<'_> {
             Some((&mut self.noise, self.params.noise_sd)),
             Grow::Gradient(&grads),
         );
-        self.updates += 1;
         Ok(HookAction::SetMask {
             mask,
             zeroed: Some(grown),
@@ -178,13 +176,7 @@ impl Pruner for Rigl {
             params: &self.params,
             t_end,
             noise: ctx.streams.stream("rigl/noise"),
-            updates: 0,
         };
-        let mut outcome = train_dynamic(ctx, INFO.name, &mask, &mut hook)?;
-        outcome
-            .log
-            .events
-            .insert("mask_updates".into(), hook.updates as f64);
-        Ok(outcome)
+        train_counting_updates(ctx, INFO.name, &mask, &mut hook)
     }
 }

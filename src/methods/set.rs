@@ -1,4 +1,4 @@
-use super::dynamic::{Grow, all_finite, drop_and_grow, train_dynamic};
+use super::dynamic::{Grow, all_finite, drop_and_grow, train_counting_updates};
 use super::rigl::{check_dynamic, initial_mask};
 use super::{
     DataNeeds, Family, MethodError, MethodInfo, PruneContext, PruneOutcome, Pruner, parse_params,
@@ -55,7 +55,6 @@ struct SetHook {
     zeta: f64,
     epochs: usize,
     rng: ChaCha8Rng,
-    updates: usize,
 }
 
 impl TrainHook for SetHook {
@@ -76,7 +75,6 @@ impl TrainHook for SetHook {
         }
         let (mask, grown) =
             drop_and_grow(&net, view.mask, &n_drop, None, Grow::Random(&mut self.rng));
-        self.updates += 1;
         Ok(HookAction::SetMask {
             mask,
             zeroed: Some(grown),
@@ -107,13 +105,7 @@ impl Pruner for Set {
             zeta: self.params.zeta,
             epochs: ctx.recipe.epochs,
             rng: ctx.streams.stream("set/grow"),
-            updates: 0,
         };
-        let mut outcome = train_dynamic(ctx, INFO.name, &mask, &mut hook)?;
-        outcome
-            .log
-            .events
-            .insert("mask_updates".into(), hook.updates as f64);
-        Ok(outcome)
+        train_counting_updates(ctx, INFO.name, &mask, &mut hook)
     }
 }
