@@ -161,9 +161,21 @@ pub fn verdicts(set: &ResultSet) -> Vec<VerdictCell> {
         .zip(&kinds)
         .map(|(p, &c)| PairedSummary::from_pairs(p, delta(c)))
         .collect();
+    // Holm's family: every cell of one verdict table (task · model · device; one task kind,
+    // so one δ).
+    let table_of = |k: &Key| (k.0.clone(), k.1.clone(), k.2.clone());
+    let mut tables: Vec<(String, String, String)> = Vec::new();
+    for k in &keys {
+        if !tables.contains(&table_of(k)) {
+            tables.push(table_of(k));
+        }
+    }
     let mut judgements: Vec<Option<Judgement>> = vec![None; summaries.len()];
-    for kind in [true, false] {
-        let idx: Vec<usize> = (0..summaries.len()).filter(|&i| kinds[i] == kind).collect();
+    for table in tables {
+        let idx: Vec<usize> = (0..keys.len())
+            .filter(|&i| table_of(&keys[i]) == table)
+            .collect();
+        let kind = kinds[idx[0]];
         let family: Vec<PairedSummary> = idx.iter().map(|&i| summaries[i].clone()).collect();
         for (i, j) in idx
             .into_iter()
