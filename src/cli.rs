@@ -69,6 +69,10 @@ enum Command {
     Prune(PruneArgs),
     /// Plant a task's target in a random host and export host, planted mask and target.
     Plant(PlantArgs),
+    /// Combine the results of several directories (shards) into one.
+    Merge(MergeArgs),
+    /// Job count, estimated time and memory of a suite, before running it.
+    Plan(PlanArgs),
 }
 
 /// Planting kind on the command line.
@@ -111,12 +115,93 @@ struct RunArgs {
     /// cpu | ndarray | cuda[:N]; overrides the suite's `device`.
     #[arg(long)]
     device: Option<DeviceSpec>,
-    /// Threads for the CPU backend (1 is fastest for the small MLPs of the planted tasks).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    #[command(flatten)]
+    grid: GridArgs,
     /// Do not print a line per finished job.
     #[arg(long)]
     quiet: bool,
+    /// Run a grid beyond the job-count or memory budget (see `ticketbench plan`).
+    #[arg(long)]
+    yes: bool,
+}
+
+/// How a suite's grid is split and run (shared by `run` and `plan`).
+#[derive(Args)]
+struct GridArgs {
+    /// Threads of each job's CPU backend (1 is fastest for the small MLPs of the planted
+    /// tasks).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Jobs run in parallel, each with its own --threads (jobs × threads ≤ cores avoids
+    /// oversubscription).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only shard I of N (1 ≤ I ≤ N): a hash-based part of the grid that stays the same
+    /// when jobs are added. Give each shard its own --out and combine them with `merge`.
+    #[arg(long, value_parser = clap::value_parser!(runner::Shard))]
+    shard: Option<runner::Shard>,
+    /// Memory budget in GiB [default: 80 % of the memory available now].
+    #[arg(long = "memory-budget")]
+    memory_budget_gib: Option<f64>,
+}
+
+impl GridArgs {
+    fn options(&self, out: PathBuf, verbose: bool) -> Result<RunOptions, CliError> {
+        if self.threads == 0 || self.jobs == 0 {
+            return Err(anyhow!("--threads and --jobs must be at least 1")).bad_input();
+        }
+        if let Some(gib) = self.memory_budget_gib
+            && !(gib.is_finite() && gib > 0.0)
+        {
+            return Err(anyhow!(
+                "--memory-budget {gib} is not a positive number of GiB"
+            ))
+            .bad_input();
+        }
+        Ok(RunOptions {
+            out,
+            threads: self.threads,
+            jobs: self.jobs,
+            shard: self.shard,
+            verbose,
+        })
+    }
+
+    fn limits(&self) -> runner::plan::Limits {
+        runner::plan::Limits::for_this_machine(self.memory_budget_gib)
+    }
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Result directories to combine.
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Directory of the merged results.jsonl (its own results are kept).
+    #[arg(long)]
+    out: PathBuf,
+    /// On conflicting records of one job, keep the first input's and report the others.
+    #[arg(long = "keep-first")]
+    keep_first: bool,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// Suite file (YAML).
+    suite: PathBuf,
+    /// Results directory the run would use [default: results/<suite name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// cpu | ndarray | cuda[:N]; overrides the suite's `device`.
+    #[arg(long)]
+    device: Option<DeviceSpec>,
+    #[command(flatten)]
+    grid: GridArgs,
+    /// More result directories whose timings inform the estimate.
+    #[arg(long = "timings")]
+    timings: Vec<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -210,20 +295,32 @@ pub fn main() -> Result<(), CliError> {
         Command::Ratios(a) => ratios_cmd(a),
         Command::Prune(a) => prune(a),
         Command::Plant(a) => plant(a),
+        Command::Merge(a) => merge(a),
+        Command::Plan(a) => plan(a),
     }
 }
 
 fn run(a: RunArgs) -> Result<(), CliError> {
     let suite = Suite::load(&a.suite).bad_input()?;
-    if a.threads == 0 {
-        return Err(anyhow!("--threads must be at least 1")).bad_input();
-    }
-    let device = a.device.unwrap_or(suite.device);
-    // A missing backend is a usage error, reported before any work.
-    let engine = Engine::new(device).bad_input()?;
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
+    let opts = a.grid.options(out.clone(), !a.quiet)?;
+    runner::plan::guard(&suite, opts.jobs, &a.grid.limits(), a.yes)
+        .with_context(|| format!("{} (see `ticketbench plan {0}`)", a.suite.display()))
+        .bad_input()?;
+    let device = a.device.unwrap_or(suite.device);
+    // A missing backend is a usage error, reported before any work.
+    let engine = Engine::new(device).bad_input()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if opts.jobs * opts.threads > cores {
+        eprintln!(
+            "warning: --jobs {} × --threads {} = {} threads on {cores} cores; the jobs will slow each other down",
+            opts.jobs,
+            opts.threads,
+            opts.jobs * opts.threads
+        );
+    }
     if !a.quiet {
         let about = suite.description.as_deref().unwrap_or("no description");
         eprintln!(
@@ -233,12 +330,20 @@ fn run(a: RunArgs) -> Result<(), CliError> {
             about.trim()
         );
     }
-    let opts = RunOptions {
-        out: out.clone(),
-        threads: a.threads,
-        verbose: !a.quiet,
+    if let Some(shard) = opts.shard {
+        eprintln!("running shard {shard} into {}", out.display());
+    }
+    let summary = match runner::run_suite(&suite, &engine, &opts) {
+        Err(
+            e @ runner::RunError::Store(
+                runner::store::StoreError::Locked { .. }
+                | runner::store::StoreError::NotResults { .. },
+            ),
+        ) => {
+            return Err(e).bad_input();
+        }
+        other => other.context("running the suite")?,
     };
-    let summary = runner::run_suite(&suite, &engine, &opts).context("running the suite")?;
     let text =
         report::write_report(std::slice::from_ref(&out), &out).context("writing the report")?;
     println!("{text}");
@@ -261,6 +366,70 @@ fn run(a: RunArgs) -> Result<(), CliError> {
             summary.failed.join("\n  ")
         )
         .into());
+    }
+    Ok(())
+}
+
+fn merge(a: MergeArgs) -> Result<(), CliError> {
+    use runner::merge::MergeError;
+    let summary = match runner::merge::merge(&a.dirs, &a.out, a.keep_first) {
+        Ok(s) => s,
+        Err(
+            e
+            @ (MergeError::Store(runner::store::StoreError::Io { .. }) | MergeError::Conflicts(_)),
+        ) => {
+            return Err(anyhow::Error::from(e).context("merging")).map_err(CliError::from);
+        }
+        Err(e) => return Err(e).bad_input(),
+    };
+    for bad in &summary.bad_lines {
+        eprintln!("warning: {bad} (not copied)");
+    }
+    for c in &summary.kept_first {
+        eprintln!("warning: kept the first of two conflicting records: {c}");
+    }
+    eprintln!(
+        "merged {} directories into {}: {} results ({} duplicates kept once, {} conflicts, {} unreadable lines skipped)",
+        a.dirs.len(),
+        a.out.join(runner::store::RESULTS_FILE).display(),
+        summary.records,
+        summary.duplicates,
+        summary.kept_first.len(),
+        summary.bad_lines.len()
+    );
+    Ok(())
+}
+
+fn plan(a: PlanArgs) -> Result<(), CliError> {
+    let suite = Suite::load(&a.suite).bad_input()?;
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
+    let opts = a.grid.options(out, false)?;
+    let limits = a.grid.limits();
+    let jobs = runner::job::grid_size(&suite);
+    if jobs > limits.max_jobs {
+        // Too large to expand here either: say so instead of exhausting memory.
+        return Err(runner::plan::PlanError::TooManyJobs {
+            jobs,
+            limit: limits.max_jobs,
+        })
+        .with_context(|| a.suite.display().to_string())
+        .bad_input();
+    }
+    let device = a.device.unwrap_or(suite.device);
+    let plan = runner::plan::plan(&suite, device, &opts, &a.timings, &limits)
+        .context("reading recorded timings")?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("plans serialize")
+        );
+    } else {
+        println!("{plan}");
+        if let Err(e) = runner::plan::guard(&suite, opts.jobs, &limits, false) {
+            println!("`ticketbench run` would refuse this grid without --yes: {e}");
+        }
     }
     Ok(())
 }

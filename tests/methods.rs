@@ -560,7 +560,7 @@ fn data_free_methods_ignore_corrupted_scoring_data() {
                 engine: Engine::new(DeviceSpec::Cpu).unwrap(),
                 net: f.net.clone(),
                 task: task.clone(),
-                streams: f.streams,
+                streams: f.streams.clone(),
                 recipe: f.recipe.clone(),
                 planted: None,
             };

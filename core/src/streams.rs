@@ -1,5 +1,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 /// The generator behind every named stream.
 pub type StreamRng = ChaCha8Rng;
@@ -12,14 +14,45 @@ pub type StreamRng = ChaCha8Rng;
 /// stream never changes the numbers of another; all methods at one seed share `θ_0` and data,
 /// so comparisons are paired by seed. ChaCha8 (never `StdRng`) keeps the bytes stable across
 /// rand versions and platforms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Streams {
     seed: u64,
+    /// Purposes drawn so far, when recording (a result's provenance lists them); shared by
+    /// clones, so every part of a job adds to one list.
+    used: Option<Arc<Mutex<BTreeSet<String>>>>,
 }
+
+impl PartialEq for Streams {
+    /// Two `Streams` are equal when they give the same numbers: the recording is no part.
+    fn eq(&self, other: &Self) -> bool {
+        self.seed == other.seed
+    }
+}
+
+impl Eq for Streams {}
 
 impl Streams {
     pub fn new(seed: u64) -> Self {
-        Streams { seed }
+        Streams { seed, used: None }
+    }
+
+    /// Like [`Streams::new`], also recording which streams are drawn (see [`Streams::used`]).
+    pub fn recording(seed: u64) -> Self {
+        Streams {
+            seed,
+            used: Some(Arc::default()),
+        }
+    }
+
+    /// The purposes drawn so far (sorted; numeric path parts such as epochs written `#`, so
+    /// `train/shuffle/epoch/7` appears once as `train/shuffle/epoch/#`). Empty when not
+    /// recording.
+    pub fn used(&self) -> Vec<String> {
+        self.used.as_ref().map_or_else(Vec::new, |u| {
+            u.lock()
+                .map(|set| set.iter().cloned().collect())
+                .unwrap_or_default()
+        })
     }
 
     pub fn seed(&self) -> u64 {
@@ -28,6 +61,21 @@ impl Streams {
 
     /// The stream for `purpose`. Calling it twice gives two identical, independent copies.
     pub fn stream(&self, purpose: &str) -> ChaCha8Rng {
+        if let Some(used) = &self.used
+            && let Ok(mut set) = used.lock()
+        {
+            let pattern: Vec<&str> = purpose
+                .split('/')
+                .map(|part| {
+                    if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+                        "#"
+                    } else {
+                        part
+                    }
+                })
+                .collect();
+            set.insert(pattern.join("/"));
+        }
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"ticketbench/stream/v1");
         hasher.update(&self.seed.to_le_bytes());

@@ -245,6 +245,18 @@ impl ResultSet {
                     .filter(|r| seen.insert(r.settings_hash.clone())),
             );
         }
+        // Suite order, whatever order shards or parallel jobs wrote the lines in (records
+        // older than `grid_index` keep their file order).
+        let mut suites: Vec<String> = Vec::new();
+        for r in &set.records {
+            if !suites.contains(&r.suite) {
+                suites.push(r.suite.clone());
+            }
+        }
+        set.records.sort_by_key(|r| {
+            let suite = suites.iter().position(|s| *s == r.suite);
+            (suite, r.provenance.grid_index.unwrap_or(usize::MAX))
+        });
         Ok(set)
     }
 

@@ -1,7 +1,7 @@
 //! Jobs: one (task, model, method, density, seed) cell of a suite's grid, its settings
 //! hash, its execution and its result record.
 
-use super::suite::{DensitySpec, ModelSpec, Suite};
+use super::suite::{DensitySpec, ModelSpec, Suite, SuiteMethod, SuiteTask};
 use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, Engine, EngineError};
 use crate::methods::{
@@ -34,6 +34,13 @@ pub struct Job {
     /// The sanity check applied to the method's ticket (`None`: the original ticket).
     pub check: Option<SanityCheck>,
     pub settings_hash: String,
+    /// Hash of the settings without density and check: every density and check of one
+    /// (task, model, seed, method) row lands in the same `--shard`, so IMP's levels and a
+    /// row's trained dense network are computed once.
+    pub shard_key: u64,
+    /// Position in the whole expanded grid (reports order rows by it, so results written in
+    /// any order, by shards or parallel jobs, give the same report).
+    pub grid_index: usize,
 }
 
 /// Everything that determines a job's numbers, hashed (blake3) into its `settings_hash`.
@@ -62,22 +69,18 @@ struct HashedSettings<'a> {
     device: String,
 }
 
-/// Expands a suite into its job grid, in execution order: task → model → seed → method →
-/// density. `dense` runs once per seed at density 1 and `planted` at the planted density,
-/// whatever the density list; `planted` in the list means the planted ticket's density.
-pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    for (ti, task) in suite.tasks.iter().enumerate() {
-        let transfer: Vec<String> = suite
-            .transfer_targets(ti)
-            .into_iter()
-            .map(|u| suite.tasks[u].label.clone())
-            .collect();
-        for (mi, model) in suite.models.iter().enumerate() {
-            if !model.runs_on(task) {
-                continue;
-            }
-            let planted = model.planted_density(task.task.as_ref());
+/// The (density, check) cells of `method` on the (task, model) row, in grid order. `dense`
+/// runs once at density 1 and `planted` at the planted density, whatever the density list;
+/// `planted` in the list means the planted ticket's density.
+fn method_cells(
+    suite: &Suite,
+    task: &SuiteTask,
+    model: &ModelSpec,
+    method: &SuiteMethod,
+) -> Vec<(Density, Option<SanityCheck>)> {
+    let planted = model.planted_density(task.task.as_ref());
+    let densities = match method.pruner.schedule() {
+        Schedule::Grid => {
             let mut grid: Vec<Density> = Vec::new();
             for spec in &suite.densities {
                 let d = match spec {
@@ -90,63 +93,116 @@ pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
                     grid.push(d);
                 }
             }
+            grid
+        }
+        Schedule::DenseOnly => vec![Density::DENSE],
+        Schedule::PlantedDensity => planted.into_iter().collect(),
+    };
+    let checks: Vec<Option<SanityCheck>> = std::iter::once(None)
+        .chain(
+            suite
+                .checks
+                .iter()
+                .filter(|c| check_applies(**c, method.pruner.as_ref()))
+                .map(|c| Some(*c)),
+        )
+        .collect();
+    densities
+        .into_iter()
+        .flat_map(|d| checks.iter().map(move |&c| (d, c)))
+        .collect()
+}
+
+/// Number of jobs [`expand`] would return, without building them (a typo such as
+/// `seeds: 100000000` must be refused before anything is allocated).
+pub fn grid_size(suite: &Suite) -> u128 {
+    let mut total = 0u128;
+    for task in &suite.tasks {
+        for model in suite.models.iter().filter(|m| m.runs_on(task)) {
+            let per_seed: usize = suite
+                .methods
+                .iter()
+                .map(|m| method_cells(suite, task, model, m).len())
+                .sum();
+            total += per_seed as u128 * suite.seeds.len() as u128;
+        }
+    }
+    total
+}
+
+/// Expands a suite into its job grid, in execution order: task → model → seed → method →
+/// density → check (see [`method_cells`]).
+pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (ti, task) in suite.tasks.iter().enumerate() {
+        let transfer: Vec<String> = suite
+            .transfer_targets(ti)
+            .into_iter()
+            .map(|u| suite.tasks[u].label.clone())
+            .collect();
+        for (mi, model) in suite.models.iter().enumerate() {
+            if !model.runs_on(task) {
+                continue;
+            }
+            let cells: Vec<_> = (suite.methods.iter())
+                .map(|m| method_cells(suite, task, model, m))
+                .collect();
             for &seed in &suite.seeds {
                 for (pi, method) in suite.methods.iter().enumerate() {
-                    let densities = match method.pruner.schedule() {
-                        Schedule::Grid => grid.clone(),
-                        Schedule::DenseOnly => vec![Density::DENSE],
-                        Schedule::PlantedDensity => planted.into_iter().collect(),
-                    };
-                    let checks: Vec<Option<SanityCheck>> = std::iter::once(None)
-                        .chain(
-                            suite
-                                .checks
-                                .iter()
-                                .filter(|c| check_applies(**c, method.pruner.as_ref()))
-                                .map(|c| Some(*c)),
-                        )
-                        .collect();
-                    for density in densities {
-                        for &check in &checks {
-                            let settings = HashedSettings {
-                                schema: SCHEMA,
-                                version: crate::VERSION,
-                                task: task.task.name(),
-                                task_params: task.task.params(),
-                                widths: model.widths(task.task.as_ref()),
-                                init: model.init.name(),
-                                bias: model.bias,
-                                plant: model.plant,
-                                transfer: transfer.clone(),
-                                matched_random: suite.matched_random && check.is_none(),
-                                method: method.pruner.info().name,
-                                method_params: method.pruner.params(),
-                                check: check.map(|c| c.name()),
-                                density: density.get(),
-                                seed,
-                                train: &suite.train,
-                                device: device.to_string(),
-                            };
-                            let canonical =
-                                serde_json::to_vec(&settings).expect("settings serialize");
-                            let settings_hash = blake3::hash(&canonical).to_hex()[..16].to_string();
-                            jobs.push(Job {
-                                task: ti,
-                                model: mi,
-                                method: pi,
-                                density,
-                                seed,
-                                device,
-                                check,
-                                settings_hash,
-                            });
-                        }
+                    for &(density, check) in &cells[pi] {
+                        let settings = HashedSettings {
+                            schema: SCHEMA,
+                            version: crate::VERSION,
+                            task: task.task.name(),
+                            task_params: task.task.params(),
+                            widths: model.widths(task.task.as_ref()),
+                            init: model.init.name(),
+                            bias: model.bias,
+                            plant: model.plant,
+                            transfer: transfer.clone(),
+                            matched_random: suite.matched_random && check.is_none(),
+                            method: method.pruner.info().name,
+                            method_params: method.pruner.params(),
+                            check: check.map(|c| c.name()),
+                            density: density.get(),
+                            seed,
+                            train: &suite.train,
+                            device: device.to_string(),
+                        };
+                        let canonical = serde_json::to_vec(&settings).expect("settings serialize");
+                        let settings_hash = blake3::hash(&canonical).to_hex()[..16].to_string();
+                        let shard_key = row_hash(&settings);
+                        jobs.push(Job {
+                            task: ti,
+                            model: mi,
+                            method: pi,
+                            density,
+                            seed,
+                            device,
+                            check,
+                            settings_hash,
+                            shard_key,
+                            grid_index: jobs.len(),
+                        });
                     }
                 }
             }
         }
     }
     jobs
+}
+
+/// The first 8 bytes of the blake3 hash of `settings` without the fields that vary inside
+/// one row (density, check, and `matched_random`, which is off for checked jobs).
+fn row_hash(settings: &HashedSettings) -> u64 {
+    let mut value = serde_json::to_value(settings).expect("settings serialize");
+    let fields = value.as_object_mut().expect("settings are an object");
+    for varying in ["density", "check", "matched_random"] {
+        fields.remove(varying);
+    }
+    let canonical = serde_json::to_vec(&value).expect("settings serialize");
+    let bytes = blake3::hash(&canonical);
+    u64::from_le_bytes(bytes.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
 /// Whether the sanity check `check` is meaningful for `pruner` (methods.md §3.1): none for
@@ -237,7 +293,9 @@ pub struct Timing {
     pub total_s: f64,
 }
 
-/// Where and how a result was produced (excluded from the settings hash).
+/// Where and how a result was produced (excluded from the settings hash). The crate
+/// version is the record's `version`, the device its `device`. Fields added after the first
+/// release default to empty when older results are read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     pub backend: String,
@@ -245,6 +303,41 @@ pub struct Provenance {
     /// Unix time (seconds) when the job started and finished.
     pub started_unix: f64,
     pub finished_unix: f64,
+    /// Commit the binary was built from (`-dirty`: with uncommitted changes); `None` outside
+    /// a git checkout.
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    /// First 12 hex digits of blake3 of the host name: tells machines apart without naming
+    /// them.
+    #[serde(default)]
+    pub host: String,
+    /// The seeded streams the job drew from (numeric parts such as epochs written `#`),
+    /// all derived from `seed` (see `ticketbench_core::Streams`).
+    #[serde(default)]
+    pub seed_streams: Vec<String>,
+    /// `--shard` of the run that produced the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// The job's position in its suite's expanded grid (see `Job::grid_index`).
+    #[serde(default)]
+    pub grid_index: Option<usize>,
+}
+
+/// Hash of this machine's host name (see [`Provenance::host`]).
+pub fn host_hash() -> String {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::env::var("COMPUTERNAME").ok())
+            .unwrap_or_default();
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"ticketbench/host/v1");
+        hasher.update(name.trim().as_bytes());
+        hasher.finalize().to_hex()[..12].to_string()
+    })
+    .clone()
 }
 
 /// One line of `results.jsonl`.
@@ -339,12 +432,14 @@ pub struct GroupState {
     /// The target's own test metric (planted models).
     pub target_metric: Option<f64>,
     pub transfer: Vec<(usize, DeviceData)>,
+    /// Streams drawn for the group's data, θ_0 and planting (part of each job's provenance).
+    pub streams_used: Vec<String>,
 }
 
 impl GroupState {
     pub fn new(suite: &Suite, job: &Job, engine: &Engine) -> Result<Self, JobError> {
         let task = suite.tasks[job.task].task.as_ref();
-        let streams = Streams::new(job.seed);
+        let streams = Streams::recording(job.seed);
         let task_data = task.generate(&streams);
         let device_data = engine.upload(&task_data);
         let model = &suite.models[job.model];
@@ -373,6 +468,7 @@ impl GroupState {
             planted,
             target_metric,
             transfer,
+            streams_used: streams.used(),
         })
     }
 }
@@ -390,6 +486,7 @@ pub fn run_job(
     engine: &Engine,
     group: &mut GroupState,
     threads: usize,
+    shard: Option<super::Shard>,
     progress: &mut dyn FnMut(String),
 ) -> Result<JobRecord, JobError> {
     let started_unix = now_unix();
@@ -397,7 +494,7 @@ pub fn run_job(
     let task = &suite.tasks[job.task];
     let model = &suite.models[job.model];
     let method = &suite.methods[job.method];
-    let streams = Streams::new(job.seed);
+    let streams = Streams::recording(job.seed);
 
     // Data checks prune on corrupted scoring data, with their own θ_T and method caches
     // (magnitude and IMP must train on the corrupted labels too); training stays clean.
@@ -601,6 +698,17 @@ pub fn run_job(
             threads,
             started_unix,
             finished_unix: now_unix(),
+            git_commit: option_env!("TICKETBENCH_GIT_COMMIT").map(str::to_string),
+            host: host_hash(),
+            seed_streams: {
+                let mut used = group.streams_used.clone();
+                used.extend(streams.used());
+                used.sort();
+                used.dedup();
+                used
+            },
+            shard: shard.map(|s| s.to_string()),
+            grid_index: Some(job.grid_index),
         },
     })
 }

@@ -100,6 +100,19 @@ impl<'de> Deserialize<'de> for NamedSpec {
 #[derive(Debug, Clone, PartialEq)]
 struct SeedsSpec(Vec<u64>);
 
+/// Largest seed count accepted: far beyond any study, small enough to allocate (a count
+/// like `seeds: 3000000000` is a typo that would exhaust memory before any check).
+const MAX_SEED_COUNT: u64 = 100_000;
+
+fn seed_range<E: de::Error>(n: u64) -> Result<SeedsSpec, E> {
+    if n > MAX_SEED_COUNT {
+        return Err(E::custom(format!(
+            "seeds {n} exceeds the limit of {MAX_SEED_COUNT} seeds; give a smaller count or a list of seeds"
+        )));
+    }
+    Ok(SeedsSpec((0..n).collect()))
+}
+
 impl<'de> Deserialize<'de> for SeedsSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct SeedsVisitor;
@@ -109,16 +122,15 @@ impl<'de> Deserialize<'de> for SeedsSpec {
                 f.write_str("a number of seeds (e.g. 5) or a list of non-negative integer seeds")
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<SeedsSpec, E> {
-                Ok(SeedsSpec((0..n).collect()))
+                seed_range(n)
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<SeedsSpec, E> {
-                u64::try_from(n)
-                    .map(|n| SeedsSpec((0..n).collect()))
-                    .map_err(|_| {
-                        E::custom(format!(
-                            "seeds {n} is negative; give a count ≥ 1 or a list of seeds ≥ 0"
-                        ))
-                    })
+                let n = u64::try_from(n).map_err(|_| {
+                    E::custom(format!(
+                        "seeds {n} is negative; give a count ≥ 1 or a list of seeds ≥ 0"
+                    ))
+                })?;
+                seed_range(n)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SeedsSpec, A::Error> {
                 let mut seeds = Vec::new();

@@ -65,6 +65,9 @@ impl Task for Gaussian {
     fn params(&self) -> serde_json::Value {
         serde_json::to_value(&self.params).expect("plain struct")
     }
+    fn samples(&self) -> usize {
+        self.params.samples
+    }
     fn input_dim(&self) -> usize {
         self.params.inputs
     }

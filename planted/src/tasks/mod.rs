@@ -35,6 +35,8 @@ pub trait Task: Send + Sync {
     fn name(&self) -> &'static str;
     /// Every parameter, defaults included (hashed into each job's settings).
     fn params(&self) -> serde_json::Value;
+    /// Examples held in memory, train and test together (sizes memory before a run).
+    fn samples(&self) -> usize;
     fn input_dim(&self) -> usize;
     fn output(&self) -> OutputKind;
     /// Train and test splits, drawn only from streams named `task/<name>/…` of `streams`.
