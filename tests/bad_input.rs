@@ -113,12 +113,25 @@ fn bad_command_line_values_exit_2() {
             "x",
         ],
         vec!["report", "no/such/dir"],
+        vec!["run", "tests/data/tiny.yaml", "--shard", "0/4"],
+        vec!["run", "tests/data/tiny.yaml", "--shard", "5/4"],
+        vec!["run", "tests/data/tiny.yaml", "--shard", "half"],
+        vec!["run", "tests/data/tiny.yaml", "--jobs", "0"],
+        vec!["run", "tests/data/tiny.yaml", "--memory-budget", "-1"],
+        vec!["merge", "no/such/dir", "--out", "unused"],
+        vec!["merge", "tests/data", "--out", "unused"],
+        vec!["plan", "no/such/suite.yaml"],
+        vec!["plan", "tests/data/bad/huge_seed_count.yaml"],
     ] {
         let result = ticketbench().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert_eq!(result.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+    assert!(
+        !std::path::Path::new("unused").exists(),
+        "a refused merge created its --out"
+    );
 }
 
 #[cfg(not(feature = "cuda"))]

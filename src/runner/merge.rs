@@ -99,6 +99,9 @@ fn differing_fields(a: &JobRecord, b: &JobRecord) -> Vec<String> {
 
 /// Merges the results of `inputs` into `out` (created if needed; its own records first).
 pub fn merge(inputs: &[PathBuf], out: &Path, keep_first: bool) -> Result<MergeSummary, MergeError> {
+    if let Some(dir) = inputs.iter().find(|d| !d.join(RESULTS_FILE).is_file()) {
+        return Err(MergeError::NotAResultsDir(dir.clone()));
+    }
     let _lock = DirLock::acquire(out)?;
     let out_canonical = out.canonicalize().map_err(|source| StoreError::Io {
         path: out.to_path_buf(),
@@ -106,9 +109,6 @@ pub fn merge(inputs: &[PathBuf], out: &Path, keep_first: bool) -> Result<MergeSu
     })?;
     let mut sources: Vec<PathBuf> = vec![out.to_path_buf()];
     for dir in inputs {
-        if !dir.join(RESULTS_FILE).is_file() {
-            return Err(MergeError::NotAResultsDir(dir.clone()));
-        }
         if dir.canonicalize().ok().as_deref() != Some(out_canonical.as_path()) {
             sources.push(dir.clone());
         }
