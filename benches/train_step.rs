@@ -1,6 +1,8 @@
 //! Training throughput (`cargo bench`): one epoch of masked training, reported as optimiser
 //! steps per second (criterion `Throughput::Elements` = steps), and exact-k selection.
 //! Compare runs with `cargo bench -- --save-baseline main` then `--baseline main`.
+//! Built with `--features cuda` on a machine with a GPU, the training step is also measured
+//! on `cuda:0`. (SynFlow has no CUDA variant: it is computed on the host in f64 by design.)
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -12,6 +14,15 @@ use ticketbench_baselines::ratios::{RatioRule, RuleInput, Uniform};
 use ticketbench_core::select::{Keep, top_k_global};
 use ticketbench_core::{Density, InitScheme, Mask, Network, Scores, Streams, sample_uniform};
 use ticketbench_planted::tasks;
+
+/// The CPU backend, and with the `cuda` feature every CUDA device that opens.
+fn engines() -> Vec<Engine> {
+    let mut engines = vec![Engine::new(DeviceSpec::Cpu).unwrap()];
+    if cfg!(feature = "cuda") {
+        engines.extend((0..).map_while(|i| Engine::new(DeviceSpec::Cuda(i)).ok()));
+    }
+    engines
+}
 
 fn train_epoch(c: &mut Criterion) {
     // (name, widths, batch, task params)
@@ -29,6 +40,7 @@ fn train_epoch(c: &mut Criterion) {
             serde_json::json!({"inputs": 784, "classes": 10, "samples": 12800}),
         ),
     ];
+    let engines = engines();
     let mut group = c.benchmark_group("train_epoch");
     group.sample_size(10);
     for (name, widths, batch, params) in nets {
@@ -38,8 +50,6 @@ fn train_epoch(c: &mut Criterion) {
             .generate(&Streams::new(0));
         let streams = Streams::new(0);
         let net = Network::mlp(&widths, true, InitScheme::KaimingNormal, &streams).unwrap();
-        let engine = Engine::new(DeviceSpec::Cpu).unwrap();
-        let uploaded = engine.upload(&data);
         let recipe = TrainRecipe {
             optimizer: Optimizer::Sgd,
             lr: 0.01,
@@ -60,15 +70,19 @@ fn train_epoch(c: &mut Criterion) {
                 random_ticket(&shapes, &counts, &streams, "bench")
             };
             group.throughput(Throughput::Elements(steps));
-            group.bench_function(format!("{name}/batch{batch}/d{density}"), |b| {
-                b.iter(|| {
-                    black_box(
-                        engine
-                            .train(&net, &mask, &uploaded, &recipe, &streams, &mut |_| {})
-                            .unwrap(),
-                    )
-                })
-            });
+            for engine in &engines {
+                let uploaded = engine.upload(&data);
+                let device = engine.spec();
+                group.bench_function(format!("{name}/batch{batch}/d{density}/{device}"), |b| {
+                    b.iter(|| {
+                        black_box(
+                            engine
+                                .train(&net, &mask, &uploaded, &recipe, &streams, &mut |_| {})
+                                .unwrap(),
+                        )
+                    })
+                });
+            }
         }
     }
     group.finish();

@@ -73,6 +73,8 @@ enum Command {
     Merge(MergeArgs),
     /// Job count, estimated time and memory of a suite, before running it.
     Plan(PlanArgs),
+    /// Run a suite's jobs on two devices or backends and compare masks and metrics.
+    Repro(ReproArgs),
 }
 
 /// Planting kind on the command line.
@@ -183,6 +185,28 @@ struct MergeArgs {
     /// On conflicting records of one job, keep the first input's and report the others.
     #[arg(long = "keep-first")]
     keep_first: bool,
+}
+
+#[derive(Args)]
+struct ReproArgs {
+    /// Suite file (YAML); its `device` is ignored.
+    suite: PathBuf,
+    /// The two devices, e.g. cpu,ndarray (two CPU backends) or cpu,cuda; cpu,cpu checks
+    /// run-to-run determinism.
+    #[arg(long, value_delimiter = ',', required = true)]
+    devices: Vec<DeviceSpec>,
+    /// Threads of each backend pool.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Also write repro.md and repro.json into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print JSON instead of the Markdown table.
+    #[arg(long)]
+    json: bool,
+    /// Run a grid beyond the job-count or memory budget.
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Args)]
@@ -297,6 +321,7 @@ pub fn main() -> Result<(), CliError> {
         Command::Plant(a) => plant(a),
         Command::Merge(a) => merge(a),
         Command::Plan(a) => plan(a),
+        Command::Repro(a) => repro(a),
     }
 }
 
@@ -434,14 +459,96 @@ fn plan(a: PlanArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+fn repro(a: ReproArgs) -> Result<(), CliError> {
+    let suite = Suite::load(&a.suite).bad_input()?;
+    let [first, second] = a.devices[..] else {
+        return Err(anyhow!(
+            "--devices takes two devices, e.g. --devices cpu,ndarray (got {})",
+            a.devices.len()
+        ))
+        .bad_input();
+    };
+    if a.threads == 0 {
+        return Err(anyhow!("--threads must be at least 1")).bad_input();
+    }
+    let limits = runner::plan::Limits::for_this_machine(None);
+    runner::plan::guard(&suite, 2, &limits, a.yes)
+        .with_context(|| a.suite.display().to_string())
+        .bad_input()?;
+    let engines = [
+        Engine::new(first).bad_input()?,
+        Engine::new(second).bad_input()?,
+    ];
+    let result = runner::repro::repro(
+        &suite,
+        [&engines[0], &engines[1]],
+        a.threads,
+        &mut |i, n, row| {
+            eprintln!(
+                "[{i}/{n}] {} {} {} d={} seed={}: {:?}",
+                row.task, row.model, row.method, row.density, row.seed, row.agreement
+            )
+        },
+    )
+    .context("running the jobs")?;
+    let markdown = result.to_string();
+    let json = serde_json::to_string_pretty(&result).expect("repro results serialize");
+    if let Some(out) = &a.out {
+        std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+        for (name, text) in [("repro.md", &markdown), ("repro.json", &json)] {
+            let path = out.join(name);
+            std::fs::write(&path, text).with_context(|| path.display().to_string())?;
+        }
+    }
+    println!("{}", if a.json { &json } else { &markdown });
+    if !result.holds() {
+        return Err(anyhow!(
+            "{} jobs broke the reproducibility contract (a data-free mask or an untrained metric differs) and {} failed; see the table",
+            result.count(runner::repro::Agreement::Broken),
+            result.count(runner::repro::Agreement::Failed)
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn report_cmd(a: ReportArgs) -> Result<(), CliError> {
     let out = a.out.unwrap_or_else(|| a.dirs[0].clone());
-    let text = report::write_report(&a.dirs, &out).bad_input()?;
-    println!("{text}");
+    let opts = report::ReportOptions {
+        formats: a.format.0,
+        history: a.history,
+        record_history: a.record_history,
+        commit: a.commit,
+        date: a.date,
+    };
+    let summary = report::write_reports(&a.dirs, &out, &opts).map_err(|e| CliError {
+        code: if e.is_bad_input() { 2 } else { 1 },
+        error: anyhow::Error::from(e).context("writing the report"),
+    })?;
+    if let Some(text) = &summary.markdown {
+        println!("{text}");
+    }
     eprintln!(
-        "report written to {}",
-        out.join(report::REPORT_FILE).display()
+        "report written to {}: {} files ({})",
+        out.display(),
+        summary.files.len(),
+        opts.formats
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
+    match (&summary.recorded, opts.record_history) {
+        (Some(path), _) => eprintln!(
+            "leaderboard of {} methods recorded in {}",
+            summary.leaderboard.entries.len(),
+            path.display()
+        ),
+        (None, true) => eprintln!(
+            "no method has a matched random ticket and a dense reference: nothing recorded in the history"
+        ),
+        (None, false) => {}
+    }
     Ok(())
 }
 

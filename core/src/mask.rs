@@ -122,12 +122,58 @@ impl Mask {
             .map(|(a, b)| a.iter().zip(b).filter(|(x, y)| x != y).count())
             .sum()
     }
+
+    /// Jaccard index |a ∩ b| / |a ∪ b| of the kept sets (1 for two empty masks).
+    pub fn jaccard(&self, other: &Mask) -> f64 {
+        let both = self.intersect(other).kept();
+        let union = self.kept() + other.kept() - both;
+        if union == 0 {
+            1.0
+        } else {
+            both as f64 / union as f64
+        }
+    }
+
+    /// First 16 hex digits of blake3 over the layer sizes and the kept bits (packed LSB
+    /// first): a short name that differs between any two different masks in practice.
+    pub fn digest(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"ticketbench/mask/v1");
+        for layer in &self.layers {
+            hasher.update(&(layer.len() as u64).to_le_bytes());
+            let packed: Vec<u8> = layer
+                .chunks(8)
+                .map(|bits| {
+                    bits.iter()
+                        .enumerate()
+                        .fold(0u8, |byte, (i, &b)| byte | ((b as u8) << i))
+                })
+                .collect();
+            hasher.update(&packed);
+        }
+        hasher.finalize().to_hex()[..16].to_string()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{InitScheme, Streams};
+
+    #[test]
+    fn jaccard_and_digest_tell_masks_apart() {
+        let a = Mask::from_layers(vec![vec![true, true, false, false], vec![true]]);
+        let b = Mask::from_layers(vec![vec![true, false, true, false], vec![true]]);
+        // |a ∩ b| = 2 (first entry, last layer), |a ∪ b| = 4.
+        assert_eq!(a.jaccard(&b), 0.5);
+        assert_eq!(a.jaccard(&a), 1.0);
+        assert_eq!(a.digest(), a.clone().digest());
+        assert_ne!(a.digest(), b.digest());
+        // Same bits, different layer split: different masks.
+        let c = Mask::from_layers(vec![vec![true, true, false], vec![false, true]]);
+        assert_ne!(a.digest(), c.digest());
+        assert_eq!(a.digest().len(), 16);
+    }
 
     #[test]
     fn densities_and_apply() {

@@ -368,6 +368,10 @@ pub struct JobRecord {
     pub kept: usize,
     pub total: usize,
     pub layer_densities: Vec<f64>,
+    /// blake3 of the trained mask (16 hex digits, see `Mask::digest`): equal digests, equal
+    /// masks, across runs, shards and devices. Empty in results older than the field.
+    #[serde(default)]
+    pub mask_digest: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planted: Option<PlantedResult>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -479,6 +483,13 @@ fn now_unix() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// A finished job: its record and the mask it trained.
+#[derive(Debug, Clone)]
+pub struct JobOutput {
+    pub record: JobRecord,
+    pub mask: Mask,
+}
+
 /// Runs one job: prune, evaluate the untrained ticket, train, evaluate, record.
 pub fn run_job(
     suite: &Suite,
@@ -488,7 +499,7 @@ pub fn run_job(
     threads: usize,
     shard: Option<super::Shard>,
     progress: &mut dyn FnMut(String),
-) -> Result<JobRecord, JobError> {
+) -> Result<JobOutput, JobError> {
     let started_unix = now_unix();
     let t0 = Instant::now();
     let task = &suite.tasks[job.task];
@@ -645,7 +656,7 @@ pub fn run_job(
         }
         _ => None,
     };
-    Ok(JobRecord {
+    let record = JobRecord {
         suite: suite.name.clone(),
         task: task.task.name().to_string(),
         task_label: task.label.clone(),
@@ -710,7 +721,9 @@ pub fn run_job(
             shard: shard.map(|s| s.to_string()),
             grid_index: Some(job.grid_index),
         },
-    })
+        mask_digest: mask.digest(),
+    };
+    Ok(JobOutput { record, mask })
 }
 
 /// Applies a ticket check (methods.md §3.1) to a method's outcome; data checks and `None`

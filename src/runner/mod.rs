@@ -6,16 +6,18 @@
 //!   results directory's lock.
 //! * [`merge`]: the union of shard directories.
 //! * [`plan`]: job count, time and memory estimates, and the `--yes` guard.
+//! * [`repro`]: the same jobs on two devices or backends, compared.
 
 pub mod job;
 pub mod merge;
 pub mod plan;
+pub mod repro;
 pub mod store;
 pub mod suite;
 
 use crate::engine::Engine;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use job::{GroupState, Job, JobError, JobRecord, Status};
+use job::{GroupState, Job, JobError, JobOutput, JobRecord, Status};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -228,11 +230,19 @@ pub fn run_suite(
                     if opts.jobs == 1 {
                         bar.set_message(name.clone());
                     }
-                    let result = run_in_group(suite, job, engine, &mut group, opts, &|phase| {
-                        if opts.jobs == 1 {
-                            bar.set_message(format!("{name} · {phase}"))
-                        }
-                    });
+                    let result = run_in_group(
+                        suite,
+                        job,
+                        engine,
+                        &mut group,
+                        (opts.threads, opts.shard),
+                        &|phase| {
+                            if opts.jobs == 1 {
+                                bar.set_message(format!("{name} · {phase}"))
+                            }
+                        },
+                    )
+                    .map(|output| output.record);
                     let i = finished.fetch_add(1, Ordering::Relaxed) + 1;
                     match result {
                         Ok(record) => {
@@ -285,17 +295,18 @@ pub fn run_suite(
     Ok(summary)
 }
 
-/// Runs `job`, reusing `group` when it holds the job's (task, model, seed) data; a panic
-/// inside the job becomes [`JobError::Panic`] and drops the group (its state is suspect).
-fn run_in_group(
+/// Runs `job` with `(threads, shard)` recorded in its provenance, reusing `group` when it
+/// holds the job's (task, model, seed) data; a panic inside the job becomes
+/// [`JobError::Panic`] and drops the group (its state is suspect).
+pub(crate) fn run_in_group(
     suite: &Suite,
     job: &Job,
     engine: &Engine,
     group: &mut Option<GroupState>,
-    opts: &RunOptions,
+    (threads, shard): (usize, Option<Shard>),
     progress: &dyn Fn(String),
-) -> Result<JobRecord, JobError> {
-    catch_unwind(AssertUnwindSafe(|| -> Result<JobRecord, JobError> {
+) -> Result<JobOutput, JobError> {
+    catch_unwind(AssertUnwindSafe(|| -> Result<JobOutput, JobError> {
         if group
             .as_ref()
             .is_none_or(|g| g.key != (job.task, job.model, job.seed))
@@ -304,15 +315,9 @@ fn run_in_group(
             *group = Some(GroupState::new(suite, job, engine)?);
         }
         let g = group.as_mut().expect("set above");
-        job::run_job(
-            suite,
-            job,
-            engine,
-            g,
-            opts.threads,
-            opts.shard,
-            &mut |phase| progress(phase),
-        )
+        job::run_job(suite, job, engine, g, threads, shard, &mut |phase| {
+            progress(phase)
+        })
     }))
     .unwrap_or_else(|panic| {
         *group = None;

@@ -1,4 +1,6 @@
 //! Helpers shared by the end-to-end tests that drive the binary.
+// Each test binary uses its own subset of these helpers.
+#![allow(dead_code)]
 
 use serde_json::Value;
 use std::path::Path;
