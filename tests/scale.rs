@@ -270,6 +270,15 @@ fn merge_reports_conflicts_and_refuses_mixed_versions() {
     assert!(String::from_utf8_lossy(&kept.stderr).contains("kept the first"));
     assert_eq!(by_hash(&out), by_hash(&a));
 
+    // Records written before `mask_digest` existed do not conflict with newer ones.
+    let undigested = tmp.path().join("undigested");
+    edited_copy(&a, &undigested, |v| {
+        v.as_object_mut().unwrap().remove("mask_digest");
+    });
+    let both = tmp.path().join("both");
+    ok(ticketbench(&["merge", s(&a), s(&undigested), "--out", s(&both)]));
+    assert_eq!(by_hash(&both), by_hash(&a));
+
     let old = tmp.path().join("old");
     edited_copy(&a, &old, |v| v["version"] = Value::from("0.0.1"));
     let mixed = ticketbench(&["merge", s(&a), s(&old), "--out", s(&tmp.path().join("x"))]);
