@@ -109,6 +109,19 @@ struct PlantArgs {
 
 #[derive(Args)]
 struct RunArgs {
+    #[command(flatten)]
+    target: SuiteTarget,
+    /// Do not print a line per finished job.
+    #[arg(long)]
+    quiet: bool,
+    /// Run a grid beyond the job-count or memory budget (see `ticketbench plan`).
+    #[arg(long)]
+    yes: bool,
+}
+
+/// A suite, where its results go and how its grid is run (shared by `run` and `plan`).
+#[derive(Args)]
+struct SuiteTarget {
     /// Suite file (YAML).
     suite: PathBuf,
     /// Results directory [default: results/<suite name>].
@@ -119,12 +132,20 @@ struct RunArgs {
     device: Option<DeviceSpec>,
     #[command(flatten)]
     grid: GridArgs,
-    /// Do not print a line per finished job.
-    #[arg(long)]
-    quiet: bool,
-    /// Run a grid beyond the job-count or memory budget (see `ticketbench plan`).
-    #[arg(long)]
-    yes: bool,
+}
+
+impl SuiteTarget {
+    /// The parsed suite, its device and the run options.
+    fn load(&self, verbose: bool) -> Result<(Suite, DeviceSpec, RunOptions), CliError> {
+        let suite = Suite::load(&self.suite).bad_input()?;
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
+        let opts = self.grid.options(out, verbose)?;
+        let device = self.device.unwrap_or(suite.device);
+        Ok((suite, device, opts))
+    }
 }
 
 /// How a suite's grid is split and run (shared by `run` and `plan`).
@@ -211,16 +232,8 @@ struct ReproArgs {
 
 #[derive(Args)]
 struct PlanArgs {
-    /// Suite file (YAML).
-    suite: PathBuf,
-    /// Results directory the run would use [default: results/<suite name>].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// cpu | ndarray | cuda[:N]; overrides the suite's `device`.
-    #[arg(long)]
-    device: Option<DeviceSpec>,
     #[command(flatten)]
-    grid: GridArgs,
+    target: SuiteTarget,
     /// More result directories whose timings inform the estimate.
     #[arg(long = "timings")]
     timings: Vec<PathBuf>,
@@ -326,15 +339,12 @@ pub fn main() -> Result<(), CliError> {
 }
 
 fn run(a: RunArgs) -> Result<(), CliError> {
-    let suite = Suite::load(&a.suite).bad_input()?;
-    let out = a
-        .out
-        .unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
-    let opts = a.grid.options(out.clone(), !a.quiet)?;
-    runner::plan::guard(&suite, opts.jobs, &a.grid.limits(), a.yes)
-        .with_context(|| format!("{} (see `ticketbench plan {0}`)", a.suite.display()))
+    let (suite, device, opts) = a.target.load(!a.quiet)?;
+    let out = opts.out.clone();
+    let path = a.target.suite.display();
+    runner::plan::guard(&suite, opts.jobs, &a.target.grid.limits(), a.yes)
+        .with_context(|| format!("{path} (see `ticketbench plan {path}`)"))
         .bad_input()?;
-    let device = a.device.unwrap_or(suite.device);
     // A missing backend is a usage error, reported before any work.
     let engine = Engine::new(device).bad_input()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -351,7 +361,7 @@ fn run(a: RunArgs) -> Result<(), CliError> {
         eprintln!(
             "suite {} ({}): {}",
             suite.name,
-            a.suite.display(),
+            a.target.suite.display(),
             about.trim()
         );
     }
@@ -403,7 +413,7 @@ fn merge(a: MergeArgs) -> Result<(), CliError> {
             e
             @ (MergeError::Store(runner::store::StoreError::Io { .. }) | MergeError::Conflicts(_)),
         ) => {
-            return Err(anyhow::Error::from(e).context("merging")).map_err(CliError::from);
+            return Err(anyhow::Error::from(e).context("merging").into());
         }
         Err(e) => return Err(e).bad_input(),
     };
@@ -426,12 +436,8 @@ fn merge(a: MergeArgs) -> Result<(), CliError> {
 }
 
 fn plan(a: PlanArgs) -> Result<(), CliError> {
-    let suite = Suite::load(&a.suite).bad_input()?;
-    let out = a
-        .out
-        .unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
-    let opts = a.grid.options(out, false)?;
-    let limits = a.grid.limits();
+    let (suite, device, opts) = a.target.load(false)?;
+    let limits = a.target.grid.limits();
     let jobs = runner::job::grid_size(&suite);
     if jobs > limits.max_jobs {
         // Too large to expand here either: say so instead of exhausting memory.
@@ -439,10 +445,9 @@ fn plan(a: PlanArgs) -> Result<(), CliError> {
             jobs,
             limit: limits.max_jobs,
         })
-        .with_context(|| a.suite.display().to_string())
+        .with_context(|| a.target.suite.display().to_string())
         .bad_input();
     }
-    let device = a.device.unwrap_or(suite.device);
     let plan = runner::plan::plan(&suite, device, &opts, &a.timings, &limits)
         .context("reading recorded timings")?;
     if a.json {

@@ -279,11 +279,10 @@ pub fn run_suite(
     };
     let workers = opts.jobs.clamp(1, groups.len());
     let outcome: Result<(), RunError> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(&worker)).collect();
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(worker)).collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("a worker thread panicked outside a job"))
-            .collect()
+            .try_for_each(|h| h.join().expect("a worker thread panicked outside a job"))
     });
     outcome?;
     bar.finish_and_clear();
