@@ -167,7 +167,10 @@ fn runs_killed_at_random_points_resume_to_identical_results_and_report() {
             .unwrap_or(0)
     };
     let mut interrupted = 0;
-    for (k, delay) in kill_points(8, (whole_ms / 6).max(50)).into_iter().enumerate() {
+    for (k, delay) in kill_points(8, (whole_ms / 6).max(50))
+        .into_iter()
+        .enumerate()
+    {
         let jobs = if k % 2 == 0 { "1" } else { "2" };
         let mut child = Command::new(env!("CARGO_BIN_EXE_ticketbench"))
             .args(["run", &suite, "--quiet", "--jobs", jobs, "--out", s(&dir)])
@@ -280,7 +283,13 @@ fn merge_reports_conflicts_and_refuses_mixed_versions() {
         v.as_object_mut().unwrap().remove("mask_digest");
     });
     let both = tmp.path().join("both");
-    ok(ticketbench(&["merge", s(&a), s(&undigested), "--out", s(&both)]));
+    ok(ticketbench(&[
+        "merge",
+        s(&a),
+        s(&undigested),
+        "--out",
+        s(&both),
+    ]));
     assert_eq!(by_hash(&both), by_hash(&a));
 
     let old = tmp.path().join("old");
