@@ -59,7 +59,8 @@ struct Cli {
 enum Command {
     /// Run a suite; jobs already recorded in the output directory are skipped.
     Run(RunArgs),
-    /// Write report.md from one or more result directories.
+    /// Tables (Markdown, LaTeX, CSV), plots (SVG, PNG), an HTML page and the leaderboard
+    /// from one or more result directories.
     Report(ReportArgs),
     /// List methods, ratio rules, tasks, inits and devices with citations.
     List(ListArgs),
@@ -246,9 +247,36 @@ struct ReportArgs {
     /// Result directories (their results.jsonl are merged).
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
-    /// Where to write report.md [default: the first directory].
+    /// Where to write the report [default: the first directory].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Comma-separated output formats: md, tex, csv, svg, png, html, or all.
+    #[arg(long, default_value = "all", value_parser = parse_formats)]
+    format: Formats,
+    /// Leaderboard history (JSON lines) to compare the scores with, e.g.
+    /// reports/leaderboard/history.jsonl.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Append this report's leaderboard to --history (replacing an entry of the same date
+    /// and commit).
+    #[arg(long, requires = "history")]
+    record_history: bool,
+    /// Commit recorded in the history [default: the results' provenance commit].
+    #[arg(long)]
+    commit: Option<String>,
+    /// Date recorded in the history, YYYY-MM-DD [default: today, UTC].
+    #[arg(long)]
+    date: Option<String>,
+}
+
+/// Report formats (a newtype: clap would read a bare `Vec` as repeated values).
+#[derive(Debug, Clone)]
+struct Formats(Vec<report::Format>);
+
+fn parse_formats(s: &str) -> Result<Formats, String> {
+    report::Format::parse_list(s)
+        .map(Formats)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Args)]

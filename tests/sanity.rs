@@ -130,8 +130,9 @@ fn the_report_judges_each_check_and_says_when_seeds_are_too_few() {
         assert!(tex.contains(needle), "{needle} missing from sanity.tex");
     }
     // The comparison tables hold the original tickets only: one SNIP row in each of the
-    // main, recovery and strong-ticket tables, plus its row in the verdict table.
-    assert_eq!(report.matches("| snip ").count(), 4);
+    // main, recovery and strong-ticket tables, one per density in the recovery-metrics and
+    // layer-density tables (one density here), plus its row in the verdict table.
+    assert_eq!(report.matches("| snip ").count(), 6);
 }
 
 #[test]

@@ -8,19 +8,34 @@
 //! recovery tables the Jaccard index of found vs planted mask (higher is better).
 //! Only computed numbers appear: an empty cell means no finished run.
 
-mod markdown;
+pub mod csv;
+pub mod html;
+pub mod latex;
+pub mod leaderboard;
+pub mod markdown;
+pub mod plots;
 pub mod sanity;
 pub mod stats;
+pub mod table;
 
 use crate::methods::Family;
 use crate::runner::job::{JobRecord, Status};
 use crate::runner::store::{self, BadLine, StoreError};
+use leaderboard::{HistoryError, Leaderboard};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-
-pub use markdown::render_markdown;
+use thiserror::Error;
 
 pub const REPORT_FILE: &str = "report.md";
+/// The standalone LaTeX document; each table is also its own file under [`TEX_DIR`].
+pub const TEX_FILE: &str = "report.tex";
+pub const TEX_DIR: &str = "tex";
+/// Tidy CSV, one row per job.
+pub const CSV_FILE: &str = "results.csv";
+pub const HTML_FILE: &str = "index.html";
+pub const PLOTS_DIR: &str = "plots";
+/// The leaderboard of this report as JSON (the history entry it would record).
+pub const LEADERBOARD_FILE: &str = "leaderboard.json";
 
 /// Summary statistics of one table cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,13 +85,25 @@ pub enum Metric {
     AccuracyGain,
     /// log10 of a ratio of two MSEs (0 = equal); lower is better.
     LogMseRatio,
+    /// A fraction in [0, 1] (precision, recall, AUROC); higher is better.
+    Fraction,
+    /// A ratio to the random expectation (recall lift); higher is better.
+    Lift,
+    /// A distance to the planted ticket (layer-budget TV); lower is better.
+    Distance,
+    /// A layer's kept fraction; neither better nor worse.
+    LayerDensity,
 }
 
 impl Metric {
     pub fn higher_is_better(self) -> bool {
         matches!(
             self,
-            Metric::AccuracyPercent | Metric::Jaccard | Metric::AccuracyGain
+            Metric::AccuracyPercent
+                | Metric::Jaccard
+                | Metric::AccuracyGain
+                | Metric::Fraction
+                | Metric::Lift
         )
     }
 
@@ -86,6 +113,10 @@ impl Metric {
             Metric::Mse => "test MSE",
             Metric::AccuracyGain => "test accuracy difference (points)",
             Metric::LogMseRatio => "log10 test MSE ratio",
+            Metric::Fraction => "fraction",
+            Metric::Lift => "lift over a random mask",
+            Metric::Distance => "distance",
+            Metric::LayerDensity => "layer density",
             Metric::Jaccard => {
                 "Jaccard index |F∩P|/|F∪P| of the found mask F against the planted ticket P (1 = the planted ticket itself)"
             }
@@ -160,7 +191,7 @@ impl Quantity<'_> {
         match metric {
             Metric::AccuracyPercent => acc.map(|a| 100.0 * a),
             Metric::Mse => loss,
-            Metric::Jaccard | Metric::AccuracyGain | Metric::LogMseRatio => None,
+            _ => None,
         }
     }
 }
@@ -195,25 +226,6 @@ impl ComparisonTable {
                 })
                 .collect(),
         )
-    }
-
-    /// For each column, the best mean (ignoring empty and all-diverged cells).
-    pub fn best_per_column(&self) -> Vec<Option<f64>> {
-        (0..self.densities.len())
-            .map(|c| {
-                let means = self
-                    .rows
-                    .iter()
-                    .filter_map(|(_, cells)| cells[c].as_ref())
-                    .filter(|s| s.n > 0)
-                    .map(|s| s.mean);
-                if self.metric.higher_is_better() {
-                    means.reduce(f64::max)
-                } else {
-                    means.reduce(f64::min)
-                }
-            })
-            .collect()
     }
 }
 
@@ -485,23 +497,368 @@ fn build_table(
     }
 }
 
-/// Writes `out/report.md` for the results in `dirs` and returns its text.
+/// The Markdown report of a result set (what `run` prints and writes).
+pub fn render_markdown(set: &ResultSet) -> String {
+    let board = Leaderboard::compute(set);
+    markdown::document_markdown(&table::document(set, Some(&board)), &[])
+}
+
+/// Writes `out/report.md` (and `sanity.tex` when there are verdicts) for the results in
+/// `dirs` and returns the Markdown; what `ticketbench run` does after a suite.
 pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<String, StoreError> {
     let set = ResultSet::load(dirs)?;
     let text = render_markdown(&set);
-    std::fs::create_dir_all(out).map_err(|source| StoreError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    let io = |path: PathBuf| move |source| StoreError::Io { path, source };
+    std::fs::create_dir_all(out).map_err(io(out.to_path_buf()))?;
     let path = out.join(REPORT_FILE);
-    std::fs::write(&path, &text).map_err(|source| StoreError::Io { path, source })?;
-    let cells = sanity::verdicts(&set);
-    if !cells.is_empty() {
+    std::fs::write(&path, &text).map_err(io(path.clone()))?;
+    let verdicts = table::verdict_tables(&sanity::verdicts(&set));
+    if !verdicts.is_empty() {
         let path = out.join(SANITY_TEX_FILE);
-        std::fs::write(&path, markdown::sanity_latex(&cells))
-            .map_err(|source| StoreError::Io { path, source })?;
+        std::fs::write(&path, latex::tables_latex(&verdicts)).map_err(io(path.clone()))?;
     }
     Ok(text)
+}
+
+/// An output format of `ticketbench report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `report.md`.
+    Md,
+    /// `report.tex`, `tex/<table>.tex`, `sanity.tex`.
+    Tex,
+    /// `results.csv` (tidy) and the merged raw `results.jsonl`.
+    Csv,
+    /// `plots/<figure>.svg`.
+    Svg,
+    /// `plots/<figure>.png`.
+    Png,
+    /// `index.html`.
+    Html,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] = [
+        Format::Md,
+        Format::Tex,
+        Format::Csv,
+        Format::Svg,
+        Format::Png,
+        Format::Html,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Md => "md",
+            Format::Tex => "tex",
+            Format::Csv => "csv",
+            Format::Svg => "svg",
+            Format::Png => "png",
+            Format::Html => "html",
+        }
+    }
+
+    /// `md,tex,csv` (or `all`) as formats, in the order given, without repeats.
+    pub fn parse_list(s: &str) -> Result<Vec<Format>, ReportError> {
+        let mut out: Vec<Format> = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let found: Vec<Format> = if part == "all" {
+                Format::ALL.to_vec()
+            } else {
+                let f = Format::ALL
+                    .into_iter()
+                    .find(|f| f.name() == part)
+                    .ok_or_else(|| ReportError::UnknownFormat(part.to_string()))?;
+                vec![f]
+            };
+            for f in found {
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "unknown report format `{0}`; valid formats: md, tex, csv, svg, png, html (comma-separated) or all"
+    )]
+    UnknownFormat(String),
+    #[error("`{0}` is not a date; write YYYY-MM-DD")]
+    BadDate(String),
+    #[error(
+        "{path} already holds results that are not among the report's inputs; pass its directory as an input too, or choose another --out"
+    )]
+    ForeignResults { path: PathBuf },
+    #[error("--record-history needs --history FILE")]
+    RecordWithoutHistory,
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    Plot(#[from] plots::PlotError),
+    #[error("writing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing CSV: {0}")]
+    Csv(#[from] ::csv::Error),
+}
+
+impl ReportError {
+    /// Whether the error is the user's input (exit code 2) rather than a failure.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            ReportError::Store(e) => !matches!(e, StoreError::Io { .. }),
+            ReportError::History(e) => matches!(e, HistoryError::Parse { .. }),
+            ReportError::UnknownFormat(_)
+            | ReportError::BadDate(_)
+            | ReportError::ForeignResults { .. }
+            | ReportError::RecordWithoutHistory => true,
+            ReportError::Plot(_) | ReportError::Io { .. } | ReportError::Csv(_) => false,
+        }
+    }
+}
+
+/// What `ticketbench report` writes, and the leaderboard history it reads and updates.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    pub formats: Vec<Format>,
+    /// `history.jsonl` to compare the leaderboard with.
+    pub history: Option<PathBuf>,
+    /// Append this run's leaderboard to `history`.
+    pub record_history: bool,
+    /// Commit of this run [default: the results' `provenance.git_commit`].
+    pub commit: Option<String>,
+    /// Date of this run, `YYYY-MM-DD` [default: today, UTC].
+    pub date: Option<String>,
+}
+
+/// What a report run produced.
+pub struct ReportSummary {
+    pub files: Vec<PathBuf>,
+    /// The Markdown report, when `md` was asked for.
+    pub markdown: Option<String>,
+    pub leaderboard: Leaderboard,
+    /// The history file the leaderboard was appended to.
+    pub recorded: Option<PathBuf>,
+}
+
+fn valid_date(d: &str) -> bool {
+    let b = d.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && d.chars()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && (1..=12).contains(&d[5..7].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&d[8..10].parse::<u32>().unwrap_or(0))
+}
+
+/// The commit the results were produced at, when they agree on one.
+fn results_commit(set: &ResultSet) -> Option<String> {
+    let mut commits: Vec<&str> = set
+        .records
+        .iter()
+        .filter_map(|r| r.provenance.git_commit.as_deref())
+        .collect();
+    commits.sort_unstable();
+    commits.dedup();
+    match commits.as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Writes the report of the results in `dirs` to `out` in every format of `opts`, and
+/// reads and updates the leaderboard history. Files under `out/tex/` and `out/plots/`
+/// that this report did not write (a previous report's tables) are removed.
+pub fn write_reports(
+    dirs: &[PathBuf],
+    out: &Path,
+    opts: &ReportOptions,
+) -> Result<ReportSummary, ReportError> {
+    if opts.record_history && opts.history.is_none() {
+        return Err(ReportError::RecordWithoutHistory);
+    }
+    if let Some(d) = opts.date.as_ref().filter(|d| !valid_date(d)) {
+        return Err(ReportError::BadDate(d.clone()));
+    }
+    let set = ResultSet::load(dirs)?;
+    let raw = out.join(store::RESULTS_FILE);
+    let out_is_input = dirs.iter().any(|d| same_dir(d, out));
+    if opts.formats.contains(&Format::Csv) && !out_is_input && raw.exists() {
+        return Err(ReportError::ForeignResults { path: raw });
+    }
+    let mut board = Leaderboard::compute(&set);
+    let mut recorded = None;
+    if let Some(path) = &opts.history {
+        let date = opts.date.clone().unwrap_or_else(leaderboard::today);
+        let commit = opts
+            .commit
+            .clone()
+            .or_else(|| results_commit(&set))
+            .unwrap_or_else(|| "unknown".into());
+        board.compare_with(&leaderboard::load_history(path)?, &date, &commit);
+        if opts.record_history && !board.entries.is_empty() {
+            leaderboard::record_history(path, board.history_entry(&set, &date, &commit))?;
+            recorded = Some(path.clone());
+        }
+    }
+    let doc = table::document(&set, Some(&board));
+    let mut files = Vec::new();
+    let mut write = |path: PathBuf, bytes: &[u8]| -> Result<(), ReportError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| ReportError::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        std::fs::write(&path, bytes).map_err(|source| ReportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        files.push(path);
+        Ok(())
+    };
+    let wants = |f: Format| opts.formats.contains(&f);
+    let figures = if wants(Format::Svg) || wants(Format::Png) || wants(Format::Html) {
+        plots::figures(&set)
+    } else {
+        Vec::new()
+    };
+    let mut svgs: Vec<(String, String)> = Vec::new();
+    if wants(Format::Svg) || wants(Format::Html) {
+        for fig in &figures {
+            svgs.push((fig.id.clone(), plots::svg(fig)?));
+        }
+    }
+    let mut plot_files: Vec<String> = Vec::new();
+    let mut png_files: Vec<PathBuf> = Vec::new();
+    if wants(Format::Svg) {
+        for (id, svg) in &svgs {
+            write(
+                out.join(PLOTS_DIR).join(format!("{id}.svg")),
+                svg.as_bytes(),
+            )?;
+            plot_files.push(format!("{id}.svg"));
+        }
+    }
+    if wants(Format::Png) {
+        let dir = out.join(PLOTS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|source| ReportError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for fig in &figures {
+            let path = dir.join(format!("{}.png", fig.id));
+            plots::png(fig, &path)?;
+            png_files.push(path);
+            plot_files.push(format!("{}.png", fig.id));
+        }
+    }
+    let mut markdown = None;
+    for format in &opts.formats {
+        match format {
+            Format::Md => {
+                let text = markdown::document_markdown(&doc, &plot_files);
+                write(out.join(REPORT_FILE), text.as_bytes())?;
+                markdown = Some(text);
+            }
+            Format::Tex => {
+                for t in doc.tables() {
+                    write(
+                        out.join(TEX_DIR).join(format!("{}.tex", t.id)),
+                        latex::table_latex(t).as_bytes(),
+                    )?;
+                }
+                write(
+                    out.join(TEX_FILE),
+                    latex::document_latex(&doc, &plot_files).as_bytes(),
+                )?;
+                let verdicts = table::verdict_tables(&sanity::verdicts(&set));
+                if !verdicts.is_empty() {
+                    write(
+                        out.join(SANITY_TEX_FILE),
+                        latex::tables_latex(&verdicts).as_bytes(),
+                    )?;
+                }
+            }
+            Format::Csv => {
+                write(
+                    out.join(CSV_FILE),
+                    csv::records_csv(&set.records)?.as_bytes(),
+                )?;
+                if !out_is_input {
+                    let mut lines = String::new();
+                    for r in &set.records {
+                        lines.push_str(&serde_json::to_string(r).expect("records serialize"));
+                        lines.push('\n');
+                    }
+                    write(raw.clone(), lines.as_bytes())?;
+                }
+            }
+            Format::Html => write(
+                out.join(HTML_FILE),
+                html::document_html(&doc, &svgs).as_bytes(),
+            )?,
+            Format::Svg | Format::Png => {}
+        }
+    }
+    if !board.entries.is_empty() {
+        let entry = board.history_entry(
+            &set,
+            &opts.date.clone().unwrap_or_else(leaderboard::today),
+            &opts
+                .commit
+                .clone()
+                .or_else(|| results_commit(&set))
+                .unwrap_or_else(|| "unknown".into()),
+        );
+        let json = serde_json::to_string_pretty(&entry).expect("history entries serialize");
+        write(out.join(LEADERBOARD_FILE), json.as_bytes())?;
+    }
+    files.extend(png_files);
+    remove_stale(&out.join(TEX_DIR), &["tex"], &files);
+    remove_stale(&out.join(PLOTS_DIR), &["svg", "png"], &files);
+    Ok(ReportSummary {
+        files,
+        markdown,
+        leaderboard: board,
+        recorded,
+    })
+}
+
+/// Removes files of `dir` with one of `extensions` that are not in `keep` (tables and
+/// plots of an earlier report into the same directory).
+fn remove_stale(dir: &Path, extensions: &[&str], keep: &[PathBuf]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let ours = path
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| extensions.contains(&x));
+        if ours && !keep.contains(&path) {
+            // Best effort: a file that cannot be removed is only clutter.
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// `0.1`, or `5.243e-3` when the plain decimal is long (the planted density).
