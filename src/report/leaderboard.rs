@@ -19,6 +19,9 @@
 //! (each has its own θ_0, data and data order), so the interval is Student's t over the
 //! per-seed scores `S_s` (n − 1 degrees of freedom).
 //!
+//! Reference rows (`dense`, `planted`) are not ranked. Scores use the trained metric of
+//! every method, strong-ticket methods included.
+//!
 //! **Rank** = 1 + the number of methods whose interval lies entirely above this method's:
 //! methods whose intervals overlap share a rank.
 
@@ -26,6 +29,7 @@ use super::ResultSet;
 use super::sanity::{DELTA_POINTS, DELTA_RELATIVE};
 use super::stats::mean_ci;
 use super::table::{Cell, Table};
+use crate::methods::Family;
 use crate::runner::job::{JobRecord, Status};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -133,7 +137,10 @@ impl Leaderboard {
         // method -> cell -> seed -> triple, all in first-appearance order.
         let mut methods: Vec<(String, Vec<CellTriples>)> = Vec::new();
         for r in &set.records {
-            if r.check.is_some() || r.status != Status::Ok {
+            // References (dense, the planted ticket itself) are not ranked.
+            let reference =
+                crate::methods::info(&r.method).is_ok_and(|m| m.family == Family::Reference);
+            if r.check.is_some() || r.status != Status::Ok || reference {
                 continue;
             }
             let Some(m) = r.matched_random.as_ref().filter(|m| !m.diverged) else {
@@ -222,6 +229,9 @@ impl Leaderboard {
         for (e, rank) in entries.iter_mut().zip(ranks(&bounds)) {
             e.rank = rank;
         }
+        // By rank, then score: a method can outscore one ranked above it whose interval
+        // it overlaps while a third method is entirely above it.
+        entries.sort_by(|a, b| a.rank.cmp(&b.rank).then(b.score.total_cmp(&a.score)));
         Leaderboard {
             entries,
             previous: None,
@@ -332,6 +342,7 @@ impl Leaderboard {
             caption: "score = fraction of the gap from a random ticket at the method's own layer counts to the dense network closed by the mask (higher is better), mean over seeds with 95% t interval; ties within intervals share a rank".into(),
             seeds: None,
             rank_scope: None,
+            label_columns: 2,
             header,
             rows,
             plot: None,

@@ -114,6 +114,7 @@ mod tests {
             caption: String::new(),
             seeds: Some(3),
             rank_scope: None,
+            label_columns: 1,
             header: vec!["method".into(), "d = 0.1".into()],
             rows: vec![
                 vec![Cell::Text("a|b".into()), stats(90.0, 3, Mark::Second)],

@@ -54,6 +54,8 @@ pub struct Table {
     pub seeds: Option<usize>,
     /// Over which cells best and second best are marked (`per density`), when any are.
     pub rank_scope: Option<String>,
+    /// Leading columns that name a row (method, density); the rest hold values.
+    pub label_columns: usize,
     pub header: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
     /// Plot of the same data (file stem under `plots/`), when there is one.
@@ -290,6 +292,7 @@ impl ComparisonTable {
             caption: self.caption.clone(),
             seeds: Some(self.seeds),
             rank_scope: Some("per density".into()),
+            label_columns: 1,
             header,
             rows,
             plot: None,
@@ -415,6 +418,7 @@ fn recovery_table(set: &ResultSet, t: &ComparisonTable) -> Option<Table> {
         caption: "recovery of the planted ticket P by the found mask F (planting.md §4.7): Jaccard |F∩P|/|F∪P|, precision |F∩P|/|F|, recall |F∩P|/|P|, recall lift = recall / density (1 for a random mask), neuron Jaccard of alive hidden neurons, path recall (planted input→output paths kept whole), layer-budget TV = ½ Σ_l | |F_l|/|F| − |P_l|/|P| | (0 = the planted layer budget; lower is better), score AUROC of planted vs other weights (methods with scores); all others higher is better".into(),
         seeds: Some(t.seeds),
         rank_scope: Some("per column among rows of the same density".into()),
+        label_columns: 2,
         header,
         rows,
         plot: None,
@@ -468,6 +472,7 @@ fn layer_density_table(set: &ResultSet, t: &ComparisonTable) -> Option<Table> {
         caption: "fraction of each layer's weights the ticket keeps (the layer budget the method chose; the requested density is the overall fraction)".into(),
         seeds: Some(t.seeds),
         rank_scope: None,
+        label_columns: 2,
         header,
         rows,
         plot: Some(slug(&[&t.task, &t.model, &t.device, "layer-densities"])),
@@ -524,6 +529,7 @@ pub(super) fn verdict_tables(cells: &[VerdictCell]) -> Vec<Table> {
                 caption: "sanity-check verdicts: verdict and its meaning, mean Δ [95% CI], Holm-adjusted one-sided p, effect size d_z, (n) seed pairs".into(),
                 seeds: None,
                 rank_scope: None,
+                label_columns: 2,
                 header,
                 rows,
                 plot: None,
@@ -663,6 +669,7 @@ mod tests {
             caption: String::new(),
             seeds: Some(3),
             rank_scope: None,
+            label_columns: 2,
             header: vec!["m".into(), "g".into(), "x".into()],
             rows: vec![
                 vec![
