@@ -14,6 +14,7 @@
 //! streams, selection), `ticketbench-planted` (tasks) and `ticketbench-baselines` (ratio
 //! rules, random tickets).
 
+pub mod bench;
 pub mod cli;
 pub mod device;
 pub mod engine;

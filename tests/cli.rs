@@ -369,3 +369,37 @@ fn diverged_jobs_are_recorded_reported_and_not_rerun() {
     let out = ticketbench(&["run", suite, "--out", d]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("4 jobs, 0 run, 4 already recorded"));
 }
+
+#[test]
+fn bench_step_reports_steps_per_second() {
+    let out = ok(ticketbench(&[
+        "bench-step",
+        "--widths",
+        "20,16,4",
+        "--batch",
+        "8",
+        "--density",
+        "0.5",
+        "--steps",
+        "5",
+        "--warmup",
+        "2",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["steps"], 5);
+    assert_eq!(v["widths"], serde_json::json!([20, 16, 4]));
+    // Exact-k: half of the 20·16 + 16·4 = 384 weights.
+    assert_eq!(
+        (v["kept"].as_u64(), v["total"].as_u64()),
+        (Some(192), Some(384))
+    );
+    let rate = v["steps_per_s"].as_f64().unwrap();
+    assert!(rate.is_finite() && rate > 0.0, "{v}");
+    let seconds = v["seconds"].as_f64().unwrap();
+    assert!((rate * seconds - 5.0).abs() < 1e-6, "{v}");
+    for bad in [["--steps", "0"], ["--widths", "20,16,1"]] {
+        let out = ticketbench(&["bench-step", bad[0], bad[1]]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -8,7 +8,7 @@ mod helix;
 mod relu;
 
 pub use circle::Circle;
-pub use gaussian::Gaussian;
+pub use gaussian::{Gaussian, GaussianParams};
 pub use helix::Helix;
 pub(crate) use helix::helix_point;
 pub use relu::Relu;
