@@ -76,6 +76,8 @@ enum Command {
     Plan(PlanArgs),
     /// Run a suite's jobs on two devices or backends and compare masks and metrics.
     Repro(ReproArgs),
+    /// Training-step throughput of one masked MLP (steps per second).
+    BenchStep(BenchStepArgs),
 }
 
 /// Planting kind on the command line.
@@ -207,6 +209,31 @@ struct MergeArgs {
     /// On conflicting records of one job, keep the first input's and report the others.
     #[arg(long = "keep-first")]
     keep_first: bool,
+}
+
+#[derive(Args)]
+struct BenchStepArgs {
+    /// Layer widths W0,W1,...,WL of an MLP (WL ≥ 2 classes).
+    #[arg(long, value_parser = parse_widths, default_value = "784,300,100,10")]
+    widths: Widths,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Density of a uniform random ticket (1 = dense).
+    #[arg(long, value_parser = parse_density, default_value = "1")]
+    density: Density,
+    /// Timed steps.
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    /// Untimed warm-up steps before.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Threads of the backend pool.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -363,6 +390,7 @@ pub fn main() -> Result<(), CliError> {
         Command::Merge(a) => merge(a),
         Command::Plan(a) => plan(a),
         Command::Repro(a) => repro(a),
+        Command::BenchStep(a) => bench_step(a),
     }
 }
 
@@ -541,6 +569,36 @@ fn repro(a: ReproArgs) -> Result<(), CliError> {
             result.count(runner::repro::Agreement::Failed)
         )
         .into());
+    }
+    Ok(())
+}
+
+fn bench_step(a: BenchStepArgs) -> Result<(), CliError> {
+    if a.threads == 0 || a.steps == 0 || a.batch == 0 {
+        return Err(anyhow!("--threads, --steps and --batch must be at least 1")).bad_input();
+    }
+    let engine = Engine::new(a.device).bad_input()?;
+    let bench = crate::bench::StepBench {
+        widths: a.widths.0,
+        batch: a.batch,
+        density: a.density,
+        steps: a.steps,
+        warmup: a.warmup,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()
+        .context("building the thread pool")?;
+    let result = pool
+        .install(|| crate::bench::bench_step(&engine, a.threads, &bench))
+        .bad_input()?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&result).expect("results serialize")
+        );
+    } else {
+        println!("{result}");
     }
     Ok(())
 }
