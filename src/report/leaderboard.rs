@@ -335,18 +335,14 @@ impl Leaderboard {
                 row
             })
             .collect();
-        Table {
-            id: "leaderboard".into(),
-            title: "Leaderboard".into(),
-            notes: Vec::new(),
-            caption: "score = fraction of the gap from a random ticket at the method's own layer counts to the dense network closed by the mask (higher is better), mean over seeds with 95% t interval; ties within intervals share a rank".into(),
-            seeds: None,
-            rank_scope: None,
-            label_columns: 2,
+        Table::plain(
+            "leaderboard".into(),
+            "Leaderboard".into(),
+            "score = fraction of the gap from a random ticket at the method's own layer counts to the dense network closed by the mask (higher is better), mean over seeds with 95% t interval; ties within intervals share a rank".into(),
+            2,
             header,
             rows,
-            plot: None,
-        }
+        )
     }
 }
 

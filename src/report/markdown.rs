@@ -89,21 +89,7 @@ pub fn document_markdown(doc: &Document, plots: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::table::Mark;
-    use crate::report::{CellStats, Metric};
-
-    fn stats(mean: f64, n: usize, mark: Mark) -> Cell {
-        Cell::Stats {
-            stats: CellStats {
-                mean,
-                std: Some(0.5),
-                n,
-                diverged: 0,
-            },
-            metric: Metric::AccuracyPercent,
-            mark,
-        }
-    }
+    use crate::report::table::{Mark, accuracy_cell as stats};
 
     #[test]
     fn marks_escape_pipes_and_blank_missing() {

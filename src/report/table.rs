@@ -63,6 +63,29 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table without seeds, marks or plot (verdicts, the leaderboard).
+    pub fn plain(
+        id: String,
+        title: String,
+        caption: String,
+        label_columns: usize,
+        header: Vec<String>,
+        rows: Vec<Vec<Cell>>,
+    ) -> Table {
+        Table {
+            id,
+            title,
+            notes: Vec::new(),
+            caption,
+            seeds: None,
+            rank_scope: None,
+            label_columns,
+            header,
+            rows,
+            plot: None,
+        }
+    }
+
     /// Marks the best and second-best statistics cell of each column `c ≥ first`, comparing
     /// only rows with equal `group(row)` (distinct means: a tie for best is bold twice).
     fn mark_columns(&mut self, first: usize, group: impl Fn(&[Cell]) -> String) {
@@ -522,18 +545,14 @@ pub(super) fn verdict_tables(cells: &[VerdictCell]) -> Vec<Table> {
                     line
                 })
                 .collect();
-            Table {
-                id: slug(&[&task, &model, &device, "sanity"]),
-                title: group_title(&task, &model, &device, None),
-                notes: Vec::new(),
-                caption: "sanity-check verdicts: verdict and its meaning, mean Δ [95% CI], Holm-adjusted one-sided p, effect size d_z, (n) seed pairs".into(),
-                seeds: None,
-                rank_scope: None,
-                label_columns: 2,
+            Table::plain(
+                slug(&[&task, &model, &device, "sanity"]),
+                group_title(&task, &model, &device, None),
+                "sanity-check verdicts: verdict and its meaning, mean Δ [95% CI], Holm-adjusted one-sided p, effect size d_z, (n) seed pairs".into(),
+                2,
                 header,
                 rows,
-                plot: None,
-            }
+            )
         })
         .collect()
 }
@@ -636,21 +655,27 @@ pub fn document(set: &ResultSet, leaderboard: Option<&Leaderboard>) -> Document 
     }
 }
 
+/// An accuracy cell `mean ± 0.5 (n)` for the writers' tests.
+#[cfg(test)]
+pub(super) fn accuracy_cell(mean: f64, n: usize, mark: Mark) -> Cell {
+    Cell::Stats {
+        stats: CellStats {
+            mean,
+            std: Some(0.5),
+            n,
+            diverged: 0,
+        },
+        metric: Metric::AccuracyPercent,
+        mark,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn stats(mean: f64, n: usize) -> Cell {
-        Cell::Stats {
-            stats: CellStats {
-                mean,
-                std: Some(0.5),
-                n,
-                diverged: 0,
-            },
-            metric: Metric::AccuracyPercent,
-            mark: Mark::None,
-        }
+        accuracy_cell(mean, n, Mark::None)
     }
 
     fn mark(c: &Cell) -> Mark {
