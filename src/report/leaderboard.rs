@@ -13,7 +13,9 @@
 //! ```
 //!
 //! 0 means the mask adds nothing over a random ticket at its own layer ratios, 1 means it
-//! closes the whole gap to the dense network. Cells where `g_c < δ` (1 point, or a 5 % loss
+//! closes the whole gap to the dense network. Each cell's fraction is clipped to
+//! [`CELL_FRACTION`] = [−1, 2]: past twice the gap its size says more about a small
+//! denominator than about the mask, and one such cell must not dominate the mean. Cells where `g_c < δ` (1 point, or a 5 % loss
 //! change) are excluded: the ratio alone already reaches the dense network there and the
 //! quotient would be noise over a near-zero gap. Seeds are the independent replicates
 //! (each has its own θ_0, data and data order), so the interval is Student's t over the
@@ -110,6 +112,14 @@ fn perf(classification: bool, acc: Option<f64>, loss: Option<f64>) -> Option<f64
 }
 
 /// δ in the units of [`perf`].
+/// Bounds of one cell's fraction `(m_s − r_s) / g_c` (see the module documentation).
+pub const CELL_FRACTION: (f64, f64) = (-1.0, 2.0);
+
+/// One seed's fraction of the cell's gap closed by the mask, clipped to [`CELL_FRACTION`].
+fn cell_fraction(method: f64, random: f64, gap: f64) -> f64 {
+    ((method - random) / gap).clamp(CELL_FRACTION.0, CELL_FRACTION.1)
+}
+
 fn delta(classification: bool) -> f64 {
     if classification {
         DELTA_POINTS
@@ -198,7 +208,10 @@ impl Leaderboard {
                     }
                     used += 1;
                     for (seed, (m, r, _)) in seeds {
-                        per_seed.entry(*seed).or_default().push((m - r) / gap);
+                        per_seed
+                            .entry(*seed)
+                            .or_default()
+                            .push(cell_fraction(*m, *r, gap));
                     }
                 }
                 if per_seed.is_empty() {
@@ -290,7 +303,7 @@ impl Leaderboard {
             format!(" Change: score difference to the previous recorded run ({date}, commit `{commit}`).")
         });
         format!(
-            "Score: the fraction of the gap between a random ticket at the method's own layer counts and the dense network that the method's mask closes, averaged over (task, model, density) cells: per seed s, mean over cells of (method − matched random) / mean gap (dense − matched random), in accuracy points or −ln MSE; then the mean over seeds with a 95% t interval over seeds. 0 = no better than its layer ratios, 1 = as good as dense. Cells whose mean dense–random gap is below δ ({} point, or a {} % loss change) are excluded (counted in brackets). Methods whose intervals overlap share a rank (rank = 1 + number of methods entirely above). See docs/leaderboard.md.{since}",
+            "Score: the fraction of the gap between a random ticket at the method's own layer counts and the dense network that the method's mask closes, averaged over (task, model, density) cells: per seed s, mean over cells of (method − matched random) / mean gap (dense − matched random), in accuracy points or −ln MSE; then the mean over seeds with a 95% t interval over seeds. 0 = no better than its layer ratios, 1 = as good as dense; each cell's fraction is clipped to [−1, 2]. Cells whose mean dense–random gap is below δ ({} point, or a {} % loss change) are excluded (counted in brackets). Methods whose intervals overlap share a rank (rank = 1 + number of methods entirely above). See docs/leaderboard.md.{since}",
             DELTA_POINTS,
             100.0 * DELTA_RELATIVE
         )
@@ -427,6 +440,14 @@ fn civil_date(days: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cell_fractions_are_clipped_to_minus_one_and_two() {
+        assert_eq!(cell_fraction(75.0, 70.0, 10.0), 0.5);
+        // 8 points over a 1.2-point gap would count 6.7 times the gap.
+        assert_eq!(cell_fraction(78.0, 70.0, 1.2), 2.0);
+        assert_eq!(cell_fraction(50.0, 70.0, 10.0), -1.0);
+    }
 
     #[test]
     fn civil_dates() {
