@@ -6,13 +6,11 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use ticketbench::bench::{sgd_epoch, uniform_ticket};
 use ticketbench::device::DeviceSpec;
 use ticketbench::engine::Engine;
-use ticketbench::train::{Optimizer, TrainRecipe};
-use ticketbench_baselines::random_ticket;
-use ticketbench_baselines::ratios::{RatioRule, RuleInput, Uniform};
 use ticketbench_core::select::{Keep, top_k_global};
-use ticketbench_core::{Density, InitScheme, Mask, Network, Scores, Streams, sample_uniform};
+use ticketbench_core::{Density, InitScheme, Network, Scores, Streams, sample_uniform};
 use ticketbench_planted::tasks;
 
 /// The CPU backend, and with the `cuda` feature every CUDA device that opens.
@@ -50,25 +48,10 @@ fn train_epoch(c: &mut Criterion) {
             .generate(&Streams::new(0));
         let streams = Streams::new(0);
         let net = Network::mlp(&widths, true, InitScheme::KaimingNormal, &streams).unwrap();
-        let recipe = TrainRecipe {
-            optimizer: Optimizer::Sgd,
-            lr: 0.01,
-            momentum: 0.0,
-            weight_decay: 0.0,
-            epochs: 1,
-            batch_size: batch,
-        };
+        let recipe = sgd_epoch(batch);
         let steps = data.train.len().div_ceil(batch) as u64;
         for density in [1.0, 0.1, 0.01] {
-            let shapes = net.shapes();
-            let mask = if density == 1.0 {
-                Mask::dense(&shapes)
-            } else {
-                let counts = Uniform
-                    .counts(RuleInput::Shapes(&shapes), Density::new(density).unwrap())
-                    .unwrap();
-                random_ticket(&shapes, &counts, &streams, "bench")
-            };
+            let mask = uniform_ticket(&net, Density::new(density).unwrap(), &streams).unwrap();
             group.throughput(Throughput::Elements(steps));
             for engine in &engines {
                 let uploaded = engine.upload(&data);

@@ -70,6 +70,33 @@ fn gaussian(widths: &[usize], examples: usize) -> Gaussian {
     })
 }
 
+/// One epoch of plain SGD (lr 0.01) with batches of `batch`: the step every benchmark times.
+pub fn sgd_epoch(batch: usize) -> TrainRecipe {
+    TrainRecipe {
+        optimizer: Optimizer::Sgd,
+        lr: 0.01,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        epochs: 1,
+        batch_size: batch,
+    }
+}
+
+/// The benchmarks' ticket: dense at density 1, else a uniform random ticket (exact-k per
+/// layer) drawn from `streams`.
+pub fn uniform_ticket(
+    net: &Network,
+    density: Density,
+    streams: &Streams,
+) -> Result<Mask, BenchError> {
+    let shapes = net.shapes();
+    if density == Density::DENSE {
+        return Ok(Mask::dense(&shapes));
+    }
+    let counts = Uniform.counts(RuleInput::Shapes(&shapes), density)?;
+    Ok(random_ticket(&shapes, &counts, streams, "bench"))
+}
+
 /// Measures `bench` on `engine` (inside the caller's thread pool of `threads` threads).
 pub fn bench_step(
     engine: &Engine,
@@ -84,21 +111,8 @@ pub fn bench_step(
     }
     let streams = Streams::new(0);
     let net = Network::mlp(&bench.widths, true, InitScheme::KaimingNormal, &streams)?;
-    let shapes = net.shapes();
-    let mask = if bench.density == Density::DENSE {
-        Mask::dense(&shapes)
-    } else {
-        let counts = Uniform.counts(RuleInput::Shapes(&shapes), bench.density)?;
-        random_ticket(&shapes, &counts, &streams, "bench-step")
-    };
-    let recipe = TrainRecipe {
-        optimizer: Optimizer::Sgd,
-        lr: 0.01,
-        momentum: 0.0,
-        weight_decay: 0.0,
-        epochs: 1,
-        batch_size: bench.batch,
-    };
+    let mask = uniform_ticket(&net, bench.density, &streams)?;
+    let recipe = sgd_epoch(bench.batch);
     if bench.warmup > 0 {
         let warm =
             engine.upload(&gaussian(&bench.widths, bench.warmup * bench.batch).generate(&streams));
