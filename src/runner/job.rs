@@ -43,6 +43,13 @@ pub struct Job {
     pub grid_index: usize,
 }
 
+impl Job {
+    /// (task, model, seed): the jobs sharing data, θ_0 and θ_T, built once per group.
+    pub fn group_key(&self) -> (usize, usize, u64) {
+        (self.task, self.model, self.seed)
+    }
+}
+
 /// Everything that determines a job's numbers, hashed (blake3) into its `settings_hash`.
 /// Labels, timings and provenance are excluded.
 #[derive(Serialize)]
@@ -463,7 +470,7 @@ impl GroupState {
             .map(|u| (u, engine.upload(&suite.tasks[u].task.generate(&streams))))
             .collect();
         Ok(GroupState {
-            key: (job.task, job.model, job.seed),
+            key: job.group_key(),
             task_data,
             device_data,
             net,

@@ -10,7 +10,7 @@
 //! no-op (idempotent).
 
 use super::job::JobRecord;
-use super::store::{self, BadLine, DirLock, RESULTS_FILE, StoreError};
+use super::store::{self, BadLine, DirLock, RESULTS_FILE, StoreError, io};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -109,10 +109,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, keep_first: bool) -> Result<MergeSu
         return Err(MergeError::NotAResultsDir(dir.clone()));
     }
     let _lock = DirLock::acquire(out)?;
-    let out_canonical = out.canonicalize().map_err(|source| StoreError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    let out_canonical = out.canonicalize().map_err(io(out))?;
     let mut sources: Vec<PathBuf> = vec![out.to_path_buf()];
     for dir in inputs {
         if dir.canonicalize().ok().as_deref() != Some(out_canonical.as_path()) {
@@ -176,10 +173,6 @@ fn write_atomically<'a>(
 ) -> Result<(), StoreError> {
     let path = dir.join(RESULTS_FILE);
     let tmp = dir.join(format!(".{RESULTS_FILE}.merge-{}", std::process::id()));
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { path, source }
-    };
     let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     let mut text = Vec::new();
     for r in records {

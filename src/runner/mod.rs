@@ -201,7 +201,7 @@ pub fn run_suite(
     }
 
     let groups: Vec<&[&Job]> = todo
-        .chunk_by(|a, b| (a.task, a.model, a.seed) == (b.task, b.model, b.seed))
+        .chunk_by(|a, b| a.group_key() == b.group_key())
         .collect();
     let next_group = AtomicUsize::new(0);
     let finished = AtomicUsize::new(0);
@@ -306,10 +306,7 @@ pub(crate) fn run_in_group(
     progress: &dyn Fn(String),
 ) -> Result<JobOutput, JobError> {
     catch_unwind(AssertUnwindSafe(|| -> Result<JobOutput, JobError> {
-        if group
-            .as_ref()
-            .is_none_or(|g| g.key != (job.task, job.model, job.seed))
-        {
+        if group.as_ref().is_none_or(|g| g.key != job.group_key()) {
             *group = None; // free the previous group's data before building the next
             *group = Some(GroupState::new(suite, job, engine)?);
         }

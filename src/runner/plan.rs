@@ -251,12 +251,8 @@ pub fn plan(
     timing_dirs: &[PathBuf],
     limits: &Limits,
 ) -> Result<Plan, store::StoreError> {
-    let grid = job::expand(suite, device);
-    let grid_jobs = grid.len();
-    let jobs: Vec<Job> = match opts.shard {
-        Some(s) => grid.into_iter().filter(|j| s.contains(j)).collect(),
-        None => grid,
-    };
+    let grid_jobs = job::grid_size(suite) as usize;
+    let jobs = super::planned_jobs(suite, device, opts.shard);
     let recorded_here = store::load(&opts.out)?;
     let done = store::done_hashes(&recorded_here);
     let mut timings = Timings::default();
@@ -312,9 +308,7 @@ pub fn plan(
         };
         *time.serial_s.get_or_insert(0.0) += estimate;
     }
-    let groups_to_run = todo
-        .chunk_by(|a, b| (a.task, a.model, a.seed) == (b.task, b.model, b.seed))
-        .count();
+    let groups_to_run = todo.chunk_by(|a, b| a.group_key() == b.group_key()).count();
     let parallel = opts.jobs.clamp(1, groups_to_run.max(1));
     time.wall_s = time.serial_s.map(|s| s / parallel as f64);
     Ok(Plan {

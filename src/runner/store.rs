@@ -42,7 +42,8 @@ pub enum StoreError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+/// Maps an I/O error to [`StoreError::Io`] naming `path`.
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_path_buf(),
         source,
