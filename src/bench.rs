@@ -40,11 +40,30 @@ pub struct StepResult {
     pub kept: usize,
     pub total: usize,
     pub device: String,
+    /// Kernels of the native CPU step (`auto`, `dense`, `sparse`).
+    pub kernel: String,
     pub threads: usize,
     pub steps: usize,
     pub seconds: f64,
     pub steps_per_s: f64,
     pub examples_per_s: f64,
+    /// GEMM work done per second, counting [`step_flops`] per step (masks are applied as
+    /// dense multiplies, so the GEMMs are dense whatever the density).
+    pub gemm_gflops: f64,
+}
+
+/// Floating-point operations of the GEMMs of one training step of a `widths` MLP on a
+/// batch of `batch`: per layer `2·B·in·out` for the forward and for the weight gradient,
+/// and for the input gradient of every layer but the first (the data needs none).
+pub fn step_flops(widths: &[usize], batch: usize) -> f64 {
+    widths
+        .windows(2)
+        .enumerate()
+        .map(|(l, w)| {
+            let passes = if l == 0 { 2.0 } else { 3.0 };
+            passes * 2.0 * (batch * w[0] * w[1]) as f64
+        })
+        .sum()
 }
 
 #[derive(Debug, Error)]
@@ -130,11 +149,13 @@ pub fn bench_step(
         kept: mask.kept(),
         total: mask.total(),
         device: engine.spec().to_string(),
+        kernel: format!("{:?}", engine.kernel()).to_lowercase(),
         threads,
         steps: bench.steps,
         seconds,
         steps_per_s: bench.steps as f64 / seconds,
         examples_per_s: (bench.steps * bench.batch) as f64 / seconds,
+        gemm_gflops: step_flops(&bench.widths, bench.batch) * bench.steps as f64 / seconds / 1e9,
     })
 }
 
@@ -143,18 +164,37 @@ impl std::fmt::Display for StepResult {
         let widths: Vec<String> = self.widths.iter().map(|w| w.to_string()).collect();
         write!(
             f,
-            "{} batch {} density {} ({} of {} weights) on {} with {} thread(s): {} steps in {:.3} s = {:.1} steps/s ({:.0} examples/s)",
+            "{} batch {} density {} ({} of {} weights) on {} ({} kernels) with {} thread(s): {} steps in {:.3} s = {:.1} steps/s ({:.0} examples/s, {:.1} GEMM GFLOP/s)",
             widths.join("-"),
             self.batch,
             self.density,
             self.kept,
             self.total,
             self.device,
+            self.kernel,
             self.threads,
             self.steps,
             self.seconds,
             self.steps_per_s,
-            self.examples_per_s
+            self.examples_per_s,
+            self.gemm_gflops
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_flops_counts_forward_weight_and_input_gradients() {
+        // LeNet-300-100 at batch 128: forward and weight gradient of all three layers,
+        // input gradient of the last two.
+        let macs = 128.0
+            * (2.0 * (784.0 * 300.0 + 300.0 * 100.0 + 100.0 * 10.0)
+                + (300.0 * 100.0 + 100.0 * 10.0));
+        assert_eq!(step_flops(&[784, 300, 100, 10], 128), 2.0 * macs);
+        // One layer: forward and weight gradient only, 2 · 2 · 3·2.
+        assert_eq!(step_flops(&[3, 2], 1), 24.0);
     }
 }

@@ -3,7 +3,7 @@
 //! failures.
 
 use crate::device::DeviceSpec;
-use crate::engine::Engine;
+use crate::engine::{Engine, Kernel};
 use crate::methods::{self, MethodCache, PruneContext};
 use crate::report;
 use crate::runner::{self, RunOptions, suite::Suite};
@@ -232,6 +232,10 @@ struct BenchStepArgs {
     /// Threads of the backend pool.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Kernels of the native CPU step for masked layers: sparse (CSR) at density ≤ 5 %
+    /// (auto), or forced dense GEMMs or sparse.
+    #[arg(long, value_enum, default_value_t = Kernel::Auto)]
+    kernel: Kernel,
     #[arg(long)]
     json: bool,
 }
@@ -577,7 +581,7 @@ fn bench_step(a: BenchStepArgs) -> Result<(), CliError> {
     if a.threads == 0 || a.steps == 0 || a.batch == 0 {
         return Err(anyhow!("--threads, --steps and --batch must be at least 1")).bad_input();
     }
-    let engine = Engine::new(a.device).bad_input()?;
+    let engine = Engine::new(a.device).bad_input()?.with_kernel(a.kernel);
     let bench = crate::bench::StepBench {
         widths: a.widths.0,
         batch: a.batch,

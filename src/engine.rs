@@ -4,6 +4,7 @@
 
 use crate::device::{DeviceError, DeviceSpec};
 use crate::model::{MaskedMlp, weight_grads};
+pub use crate::native::Kernel;
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use thiserror::Error;
@@ -43,6 +44,8 @@ pub enum EngineError {
 pub struct Engine {
     spec: DeviceSpec,
     device: Device,
+    /// Kernels of the native CPU step (`--device cpu` only).
+    kernel: Kernel,
 }
 
 /// Targets on the device.
@@ -77,7 +80,17 @@ impl Engine {
         Ok(Engine {
             spec,
             device: spec.open()?,
+            kernel: Kernel::Auto,
         })
+    }
+
+    /// The same engine with the native CPU step forced onto `kernel` (benchmarks, tests).
+    pub fn with_kernel(self, kernel: Kernel) -> Self {
+        Engine { kernel, ..self }
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     pub fn spec(&self) -> DeviceSpec {

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod export;
 pub mod methods;
 pub mod model;
+mod native;
 pub mod report;
 pub mod runner;
 pub mod score_train;

@@ -5,6 +5,7 @@
 //! comparisons are paired). Every step checks that every parameter got a gradient and that
 //! the loss is finite; a NaN/inf loss stops training and is reported as a divergence.
 
+use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, DeviceSplit, DeviceTargets, Engine, EngineError, loss};
 use crate::model::{MaskedMlp, weight_grads};
 use burn::optim::decay::WeightDecayConfig;
@@ -12,7 +13,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::prelude::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use ticketbench_core::{Mask, Network, Streams, sample_index};
+use ticketbench_core::{Mask, Network, StreamRng, Streams, sample_index};
 use ticketbench_planted::OutputKind;
 
 /// Optimiser family.
@@ -276,7 +277,8 @@ struct NoHook;
 impl TrainHook for NoHook {}
 
 impl Engine {
-    /// Trains `net` under `mask` with `recipe` on `data`'s training split.
+    /// Trains `net` under `mask` with `recipe` on `data`'s training split. On `--device cpu`
+    /// this is the native step of `src/native/` (same computation, no autodiff graph).
     pub fn train(
         &self,
         net: &Network,
@@ -286,6 +288,12 @@ impl Engine {
         streams: &Streams,
         on_epoch: &mut dyn FnMut(EpochReport),
     ) -> Result<TrainOutcome, EngineError> {
+        if self.spec() == DeviceSpec::Cpu {
+            recipe.validate().map_err(EngineError::Recipe)?;
+            Engine::check_shapes(net, data.input_dim, data.output)?;
+            mask.check_shapes(&net.shapes())?;
+            return crate::native::train(net, mask, data, recipe, streams, on_epoch, self.kernel());
+        }
         self.train_with_hook(net, mask, data, recipe, streams, on_epoch, &mut NoHook)
     }
 
@@ -347,9 +355,7 @@ impl Engine {
             if stop {
                 break;
             }
-            for i in (1..n).rev() {
-                order.swap(i, sample_index(&mut order_rng, i + 1));
-            }
+            shuffle_order(&mut order, &mut order_rng);
             let mut loss_sum = 0.0f64;
             for chunk in order.chunks(recipe.batch_size) {
                 let idx: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
@@ -421,6 +427,13 @@ impl Engine {
         Engine::check_shapes(net, data.input_dim, data.output)?;
         let model = MaskedMlp::from_host(net, mask, self.device())?;
         Ok(evaluate_split(&model, &data.test, data.output))
+    }
+}
+
+/// Fisher–Yates shuffle of one epoch's example order from the `train/shuffle` stream.
+pub(crate) fn shuffle_order(order: &mut [usize], rng: &mut StreamRng) {
+    for i in (1..order.len()).rev() {
+        order.swap(i, sample_index(rng, i + 1));
     }
 }
 

@@ -398,6 +398,9 @@ fn bench_step_reports_steps_per_second() {
     assert!(rate.is_finite() && rate > 0.0, "{v}");
     let seconds = v["seconds"].as_f64().unwrap();
     assert!((rate * seconds - 5.0).abs() < 1e-6, "{v}");
+    // 2·8·(2·(20·16 + 16·4) + 16·4) flops per step.
+    let gflops = v["gemm_gflops"].as_f64().unwrap();
+    assert!((gflops * seconds / 5.0 - 13_312e-9).abs() < 1e-12, "{v}");
     for bad in [["--steps", "0"], ["--widths", "20,16,1"]] {
         let out = ticketbench(&["bench-step", bad[0], bad[1]]);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");

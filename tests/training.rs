@@ -2,7 +2,7 @@
 //! optimiser step, unpruned weights change, gradients are right, divergence is caught.
 
 use ticketbench::device::DeviceSpec;
-use ticketbench::engine::Engine;
+use ticketbench::engine::{Engine, Kernel};
 use ticketbench::train::{Optimizer, TrainRecipe};
 use ticketbench_baselines::random_ticket;
 use ticketbench_core::{InitScheme, Mask, Network, Streams};
@@ -216,4 +216,165 @@ fn a_nan_loss_is_reported_as_divergence() {
     let d = out.diverged.expect("lr 1e12 must diverge");
     assert!(!d.loss.is_finite());
     assert_eq!(out.steps, d.step);
+}
+
+/// A hook that does nothing: sends `--device cpu` training through the burn loop instead of
+/// the native step, so the two can be compared.
+struct BurnLoop;
+impl ticketbench::train::TrainHook for BurnLoop {}
+
+#[test]
+fn native_cpu_step_matches_the_burn_loop() {
+    let relu = tasks::build(
+        "relu",
+        serde_json::json!({"samples": 600}).as_object().unwrap(),
+    )
+    .unwrap()
+    .generate(&Streams::new(0));
+    let engine = Engine::new(DeviceSpec::Cpu).unwrap();
+    let streams = Streams::new(3);
+    let sgd = TrainRecipe {
+        optimizer: Optimizer::Sgd,
+        lr: 0.05,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        epochs: 2,
+        batch_size: 16,
+    };
+    let recipes = [
+        sgd.clone(),
+        TrainRecipe {
+            momentum: 0.9,
+            weight_decay: 1e-3,
+            ..sgd.clone()
+        },
+        TrainRecipe {
+            optimizer: Optimizer::Adam,
+            lr: 1e-2,
+            weight_decay: 1e-3,
+            ..sgd
+        },
+    ];
+    // Cross-entropy (Circle, 4 classes) and MSE (ReLU regression); a ragged last batch.
+    for (data, widths) in [(circle(1000), [2, 32, 32, 4]), (relu, [1, 32, 32, 1])] {
+        let net = Network::mlp(&widths, true, InitScheme::KaimingUniform, &streams).unwrap();
+        let shapes = net.shapes();
+        let counts: Vec<usize> = shapes.iter().map(|s| s.len() * 3 / 10).collect();
+        let mask = random_ticket(&shapes, &counts, &streams, "test");
+        let uploaded = engine.upload(&data);
+        for recipe in &recipes {
+            let native = engine
+                .train(&net, &mask, &uploaded, recipe, &streams, &mut |_| {})
+                .unwrap();
+            let burn = engine
+                .train_with_hook(
+                    &net,
+                    &mask,
+                    &uploaded,
+                    recipe,
+                    &streams,
+                    &mut |_| {},
+                    &mut BurnLoop,
+                )
+                .unwrap();
+            assert_eq!(native.steps, burn.steps);
+            for (a, b) in native.epoch_losses.iter().zip(&burn.epoch_losses) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs().max(1e-3),
+                    "{recipe:?}: loss {a} vs {b}"
+                );
+            }
+            for (a, b) in native.net.layers.iter().zip(&burn.net.layers) {
+                for (x, y) in a.weight.iter().zip(&b.weight) {
+                    assert!((x - y).abs() <= 1e-4, "{recipe:?}: weight {x} vs {y}");
+                }
+                for (x, y) in a.bias.iter().flatten().zip(b.bias.iter().flatten()) {
+                    assert!((x - y).abs() <= 1e-4, "{recipe:?}: bias {x} vs {y}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn native_cpu_training_is_bit_identical_for_any_thread_count() {
+    // Wide enough that the GEMMs are cut into row blocks and the updates into chunks.
+    let data = tasks::build(
+        "gaussian",
+        serde_json::json!({"inputs": 256, "classes": 10, "samples": 512})
+            .as_object()
+            .unwrap(),
+    )
+    .unwrap()
+    .generate(&Streams::new(0));
+    let streams = Streams::new(5);
+    let net = Network::mlp(&[256, 512, 10], true, InitScheme::KaimingNormal, &streams).unwrap();
+    let mask = Mask::dense(&net.shapes());
+    let recipe = TrainRecipe {
+        batch_size: 128,
+        epochs: 1,
+        ..TrainRecipe::default()
+    };
+    let sparse_mask = random_ticket(&net.shapes(), &[2621, 256], &streams, "test");
+    for (kernel, mask) in [(Kernel::Dense, &mask), (Kernel::Sparse, &sparse_mask)] {
+        let engine = Engine::new(DeviceSpec::Cpu).unwrap().with_kernel(kernel);
+        let uploaded = engine.upload(&data);
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    engine
+                        .train(&net, mask, &uploaded, &recipe, &streams, &mut |_| {})
+                        .unwrap()
+                        .net
+                })
+        };
+        let one = run(1);
+        assert_eq!(run(2), one, "{kernel:?}");
+        assert_eq!(run(3), one, "{kernel:?}");
+    }
+}
+
+#[test]
+fn sparse_and_dense_kernels_train_the_same_ticket() {
+    let data = circle(1000);
+    let streams = Streams::new(6);
+    let net = Network::mlp(&[2, 64, 64, 4], true, InitScheme::KaimingUniform, &streams).unwrap();
+    let mask = random_ticket(&net.shapes(), &[64, 205, 128], &streams, "test");
+    let recipe = TrainRecipe {
+        epochs: 2,
+        lr: 1e-2,
+        ..TrainRecipe::default()
+    };
+    let trained = |kernel| {
+        let engine = Engine::new(DeviceSpec::Cpu).unwrap().with_kernel(kernel);
+        let uploaded = engine.upload(&data);
+        engine
+            .train(&net, &mask, &uploaded, &recipe, &streams, &mut |_| {})
+            .unwrap()
+    };
+    let (dense, sparse) = (trained(Kernel::Dense), trained(Kernel::Sparse));
+    for (a, b) in dense.epoch_losses.iter().zip(&sparse.epoch_losses) {
+        assert!((a - b).abs() <= 1e-5 * b.abs(), "loss {a} vs {b}");
+    }
+    for ((a, b), keep) in dense
+        .net
+        .layers
+        .iter()
+        .zip(&sparse.net.layers)
+        .zip(mask.layers())
+    {
+        for ((x, y), &k) in a.weight.iter().zip(&b.weight).zip(keep) {
+            assert!((x - y).abs() <= 1e-5, "weight {x} vs {y}");
+            if !k {
+                assert_eq!((*x, *y), (0.0, 0.0), "a pruned weight moved");
+            }
+        }
+        assert_eq!(a.bias.is_some(), b.bias.is_some());
+        for (x, y) in a.bias.iter().flatten().zip(b.bias.iter().flatten()) {
+            assert!((x - y).abs() <= 1e-5, "bias {x} vs {y}");
+        }
+    }
 }
