@@ -71,7 +71,7 @@ impl<'a> View<'a> {
 pub const ROW_BLOCKS: usize = 4;
 
 /// Products below this many multiply-adds run as one block (thread hand-off costs more).
-const PARALLEL_MACS: usize = 1 << 20;
+const PARALLEL_MACS: usize = 1 << 23;
 
 /// `c = a·b`, or `c += a·b` with `accumulate`, for a row-major `c` of `a.rows × b.cols`.
 pub fn matmul(c: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {

@@ -5,7 +5,8 @@
 //! with a [`TrainHook`](crate::train::TrainHook) (dynamic sparse training, Early-Bird,
 //! rewinding) and every other backend keep the burn loop of `train.rs`. Why
 //! (docs/performance.md): burn-flex's step spends its second thread poorly (1.08× from 1 to
-//! 2 threads, PyTorch 1.9×); here each GEMM is cut into row blocks that run in parallel,
+//! 2 threads, PyTorch 1.9×, waking its workers for every op); here each batch is cut into
+//! [`SHARDS`] shards that run forward and backward in parallel (one hand-off per step),
 //! buffers are allocated once per training, and layers at density ≤ 5 % use sparse kernels
 //! (`sparse.rs`) whose cost follows the kept weights, not the dense shape.
 //!
@@ -21,9 +22,9 @@
 //!
 //! The batch order is the burn loop's (stream `train/shuffle`); each batch's rows are
 //! gathered from the uploaded tensor, so the data is never copied whole. Results are
-//! bit-identical for any thread count ([`gemm::ROW_BLOCKS`]); they differ from the burn
-//! loop's, and dense from sparse kernels, in the last bits (another summation order), as
-//! flex and ndarray differ.
+//! bit-identical for any thread count (fixed [`SHARDS`] and [`gemm::ROW_BLOCKS`]); they
+//! differ from the burn loop's, and dense from sparse kernels, in the last bits (another
+//! summation order), as flex and ndarray differ.
 
 pub mod gemm;
 mod sparse;
@@ -40,7 +41,7 @@ use ticketbench_core::{Layer as HostLayer, Mask, Network, Streams};
 use ticketbench_planted::OutputKind;
 
 /// Element-wise passes over vectors longer than this run in parallel chunks of this size.
-const PARALLEL_CHUNK: usize = 1 << 15;
+const PARALLEL_CHUNK: usize = 1 << 20;
 
 /// The training split as the native step reads it: inputs stay in the uploaded tensor
 /// (each batch's rows are gathered from it, so no second copy of the data is made), targets
@@ -48,6 +49,8 @@ const PARALLEL_CHUNK: usize = 1 << 15;
 struct HostSplit<'d> {
     split: &'d DeviceSplit,
     dim: usize,
+    /// Network outputs per example.
+    out: usize,
     targets: HostTargets,
 }
 
@@ -58,7 +61,7 @@ enum HostTargets {
 }
 
 impl<'d> HostSplit<'d> {
-    fn new(split: &'d DeviceSplit, dim: usize) -> HostSplit<'d> {
+    fn new(split: &'d DeviceSplit, dim: usize, out: usize) -> HostSplit<'d> {
         let targets = match &split.y {
             DeviceTargets::Classes(y) => {
                 HostTargets::Classes(y.to_data().iter::<i64>().map(|c| c as usize).collect())
@@ -68,6 +71,7 @@ impl<'d> HostSplit<'d> {
         HostSplit {
             split,
             dim,
+            out,
             targets,
         }
     }
@@ -200,7 +204,6 @@ enum Weights {
     /// `[in, out]` with pruned entries exactly 0, GEMM kernels; the gradient is masked.
     Dense {
         w: Vec<f32>,
-        gw: Vec<f32>,
         /// `[in, out]` of 0.0/1.0; `None` when the layer is dense.
         mask: Option<Vec<f32>>,
     },
@@ -218,12 +221,14 @@ pub enum Kernel {
     Sparse,
 }
 
-/// One layer: its weights, bias, bias gradient and optimiser state.
+/// One layer: its weights, bias, summed gradients and optimiser state.
 struct NativeLayer {
     fan_in: usize,
     fan_out: usize,
     weights: Weights,
     b: Option<Vec<f32>>,
+    /// `∂L/∂W` of the whole batch: `[in, out]` (dense) or one per kept entry (sparse).
+    gw: Vec<f32>,
     gb: Vec<f32>,
     w_slot: Slot,
     b_slot: Slot,
@@ -255,14 +260,10 @@ impl NativeLayer {
                 let m: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
                 transpose(&m, fan_out, fan_in)
             });
-            Weights::Dense {
-                w,
-                gw: vec![0.0; fan_in * fan_out],
-                mask,
-            }
+            Weights::Dense { w, mask }
         };
-        // Sparse layers keep optimiser state for the kept entries only: a pruned entry has
-        // zero gradient and zero state, so its update is exactly zero anyway.
+        // Sparse layers keep gradients and optimiser state for the kept entries only: a
+        // pruned entry has zero gradient and zero state, so its update is exactly zero anyway.
         let w_len = match &weights {
             Weights::Dense { w, .. } => w.len(),
             Weights::Sparse(csr) => csr.vals.len(),
@@ -272,14 +273,15 @@ impl NativeLayer {
             fan_out,
             weights,
             b: host.bias.clone(),
+            gw: vec![0.0; w_len],
             gb: vec![0.0; fan_out],
             w_slot: Slot::new(recipe, w_len),
             b_slot: Slot::new(recipe, fan_out),
         }
     }
 
-    /// `z = a·W` for `a` `[B, in]`.
-    fn forward(&self, a: &[f32], z: &mut [f32], bsz: usize, scratch: &mut SparseScratch) {
+    /// `z = a·W + b` for `a` `[B, in]`, then ReLU unless `linear`.
+    fn forward(&self, a: &[f32], z: &mut [f32], bsz: usize, linear: bool, s: &mut SparseScratch) {
         match &self.weights {
             Weights::Dense { w, .. } => matmul(
                 z,
@@ -287,32 +289,44 @@ impl NativeLayer {
                 View::rows(w, self.fan_in, self.fan_out),
                 false,
             ),
-            Weights::Sparse(csr) => csr.forward(a, z, bsz, scratch),
+            Weights::Sparse(csr) => csr.forward(a, z, bsz, s),
+        }
+        for row in z.chunks_exact_mut(self.fan_out) {
+            if let Some(b) = &self.b {
+                row.iter_mut().zip(b).for_each(|(z, b)| *z += b);
+            }
+            if !linear {
+                row.iter_mut().for_each(|z| *z = z.max(0.0));
+            }
         }
     }
 
-    /// `∂L/∂W` (on the kept entries) and, with `gi`, the input gradient `gi = g·Wᵀ`, from
-    /// the layer input `a` and output gradient `g`.
+    /// One shard's `gw = ∂L/∂W` (unmasked; masked once summed), `gb = ∂L/∂b` and, with
+    /// `gi`, the input gradient `gi = g·Wᵀ`, from the layer input `a` and output gradient `g`.
+    #[allow(clippy::too_many_arguments)]
     fn backward(
-        &mut self,
+        &self,
         a: &[f32],
         g: &[f32],
+        gw: &mut [f32],
+        gb: &mut [f32],
         gi: Option<&mut [f32]>,
         bsz: usize,
-        scratch: &mut SparseScratch,
+        s: &mut SparseScratch,
     ) {
         let (fan_in, fan_out) = (self.fan_in, self.fan_out);
-        match &mut self.weights {
-            Weights::Dense { w, gw, mask } => {
+        gb.fill(0.0);
+        for row in g.chunks_exact(fan_out) {
+            gb.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+        }
+        match &self.weights {
+            Weights::Dense { w, .. } => {
                 matmul(
                     gw,
                     View::transposed(a, bsz, fan_in),
                     View::rows(g, bsz, fan_out),
                     false,
                 );
-                if let Some(m) = mask {
-                    zip_chunks(gw, m, |g, m| g.iter_mut().zip(m).for_each(|(g, m)| *g *= m));
-                }
                 if let Some(gi) = gi {
                     matmul(
                         gi,
@@ -322,14 +336,31 @@ impl NativeLayer {
                     );
                 }
             }
-            Weights::Sparse(csr) => csr.backward(a, g, gi, bsz, scratch),
+            Weights::Sparse(csr) => csr.backward(a, g, gw, gi, bsz, s),
         }
     }
 
-    fn update(&mut self, rule: StepRule) {
+    /// Sums the shards' gradients in shard order (masking the dense weight gradient) and
+    /// takes the optimiser step.
+    fn update(&mut self, shards: &[Shard], l: usize, rule: StepRule) {
+        for (sum, parts) in [(&mut self.gw, 0), (&mut self.gb, 1)] {
+            sum.copy_from_slice(shards[0].layer_grad(l, parts));
+            for shard in &shards[1..] {
+                zip_chunks(sum, shard.layer_grad(l, parts), |s, g| {
+                    s.iter_mut().zip(g).for_each(|(s, g)| *s += g)
+                });
+            }
+        }
         match &mut self.weights {
-            Weights::Dense { w, gw, .. } => rule.apply(w, gw, &mut self.w_slot),
-            Weights::Sparse(csr) => rule.apply(&mut csr.vals, &mut csr.grads, &mut self.w_slot),
+            Weights::Dense { w, mask } => {
+                if let Some(m) = mask {
+                    zip_chunks(&mut self.gw, m, |g, m| {
+                        g.iter_mut().zip(m).for_each(|(g, m)| *g *= m)
+                    });
+                }
+                rule.apply(w, &mut self.gw, &mut self.w_slot);
+            }
+            Weights::Sparse(csr) => rule.apply(&mut csr.vals, &mut self.gw, &mut self.w_slot),
         }
         if let Some(b) = &mut self.b {
             rule.apply(b, &mut self.gb, &mut self.b_slot);
@@ -349,16 +380,136 @@ impl NativeLayer {
     }
 }
 
-/// The model and every buffer a step needs, allocated once for the largest batch.
-struct NativeMlp {
-    layers: Vec<NativeLayer>,
-    /// `acts[l]`: input of layer `l` (`acts[0]` the batch), `[batch, width_l]`; the last is
-    /// the output `[batch, out]`.
+/// Every batch is cut into this many shards of consecutive rows, whatever the thread count:
+/// the shards run forward and backward in parallel (one hand-off per step) and their
+/// gradients are summed in shard order, so results are bit-identical with 1 or N threads.
+pub const SHARDS: usize = 2;
+
+/// One shard's activations, gradients and scratch space, allocated once per training.
+struct Shard {
+    /// `acts[l]`: input of layer `l` (`acts[0]` the shard's rows of the batch); the last is
+    /// the output.
     acts: Vec<Vec<f32>>,
     /// Gradient w.r.t. the current layer's output, and w.r.t. its input.
     grad: Vec<f32>,
     grad_in: Vec<f32>,
+    /// Per layer: the shard's weight and bias gradients.
+    gw: Vec<Vec<f32>>,
+    gb: Vec<Vec<f32>>,
     scratch: SparseScratch,
+    /// Sum (not mean) of the shard's per-example losses.
+    loss: f32,
+}
+
+impl Shard {
+    fn new(layers: &[NativeLayer], widths: &[usize], rows: usize) -> Shard {
+        let widest = widths.iter().copied().max().unwrap_or(0);
+        let sparse = layers
+            .iter()
+            .any(|l| matches!(l.weights, Weights::Sparse(_)));
+        Shard {
+            acts: widths.iter().map(|w| vec![0.0; rows * w]).collect(),
+            grad: vec![0.0; rows * widest],
+            grad_in: vec![0.0; rows * widest],
+            gw: layers.iter().map(|l| vec![0.0; l.gw.len()]).collect(),
+            gb: layers.iter().map(|l| vec![0.0; l.fan_out]).collect(),
+            scratch: SparseScratch::new(if sparse { rows } else { 0 }, widest),
+            loss: 0.0,
+        }
+    }
+
+    /// Layer `l`'s weight (`part` 0) or bias (`part` 1) gradient.
+    fn layer_grad(&self, l: usize, part: usize) -> &[f32] {
+        if part == 0 { &self.gw[l] } else { &self.gb[l] }
+    }
+
+    /// Forward, loss and backward of the rows `idx` (this shard's part of a batch of
+    /// `total` examples; gradients are of the batch's mean loss).
+    fn run(&mut self, layers: &[NativeLayer], data: &HostSplit<'_>, idx: &[usize], total: usize) {
+        let rows = idx.len();
+        let last = layers.len() - 1;
+        for (l, layer) in layers.iter().enumerate() {
+            let (input, rest) = self.acts.split_at_mut(l + 1);
+            let a = &input[l][..rows * layer.fan_in];
+            let z = &mut rest[0][..rows * layer.fan_out];
+            layer.forward(a, z, rows, l == last, &mut self.scratch);
+        }
+        self.loss = self.output_gradient(data, idx, total);
+        if !self.loss.is_finite() {
+            return;
+        }
+        for l in (0..layers.len()).rev() {
+            let layer = &layers[l];
+            let (fan_in, fan_out) = (layer.fan_in, layer.fan_out);
+            let g = &self.grad[..rows * fan_out];
+            let a = &self.acts[l][..rows * fan_in];
+            // The data needs no gradient: ∂a only below the first layer.
+            let gi = (l > 0).then(|| &mut self.grad_in[..rows * fan_in]);
+            layer.backward(
+                a,
+                g,
+                &mut self.gw[l],
+                &mut self.gb[l],
+                gi,
+                rows,
+                &mut self.scratch,
+            );
+            if l > 0 {
+                // Through the ReLU that produced a.
+                let gi = &mut self.grad_in[..rows * fan_in];
+                gi.iter_mut().zip(a).for_each(|(g, a)| {
+                    if *a <= 0.0 {
+                        *g = 0.0;
+                    }
+                });
+                std::mem::swap(&mut self.grad, &mut self.grad_in);
+            }
+        }
+    }
+
+    /// The summed loss of the shard's rows, and the gradient of the batch's mean loss
+    /// (over `total` examples) w.r.t. the shard's outputs (`out` wide) into `self.grad`.
+    fn output_gradient(&mut self, data: &HostSplit<'_>, idx: &[usize], total: usize) -> f32 {
+        let rows = idx.len();
+        let z = &self.acts[self.acts.len() - 1];
+        let out = data.out;
+        let z = &z[..rows * out];
+        let g = &mut self.grad[..rows * out];
+        let mut sum = 0.0f32;
+        match &data.targets {
+            HostTargets::Classes(y) => {
+                let scale = 1.0 / total as f32;
+                for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
+                    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let log_sum = z.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
+                    sum += log_sum - z[y[i]];
+                    for (g, v) in g.iter_mut().zip(z) {
+                        *g = (v - log_sum).exp() * scale;
+                    }
+                    g[y[i]] -= scale;
+                }
+            }
+            HostTargets::Values(y) => {
+                let scale = 2.0 / (total * out) as f32;
+                for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
+                    for ((g, v), t) in g.iter_mut().zip(z).zip(&y[i * out..(i + 1) * out]) {
+                        let d = v - t;
+                        sum += d * d;
+                        *g = d * scale;
+                    }
+                }
+            }
+        }
+        sum
+    }
+}
+
+/// The model, the gathered batch and the shards.
+struct NativeMlp {
+    layers: Vec<NativeLayer>,
+    /// The current batch's inputs, `[B, in]`.
+    batch: Vec<f32>,
+    shards: Vec<Shard>,
     output: OutputKind,
 }
 
@@ -372,120 +523,57 @@ impl NativeMlp {
         kernel: Kernel,
     ) -> Self {
         let widths = net.widths();
-        let widest = widths.iter().copied().max().unwrap_or(0);
         let layers: Vec<NativeLayer> = net
             .layers
             .iter()
             .zip(mask.layers())
             .map(|(l, keep)| NativeLayer::new(l, keep, recipe, kernel))
             .collect();
-        let layers_sparse = layers
-            .iter()
-            .any(|l| matches!(l.weights, Weights::Sparse(_)));
+        let rows = batch.div_ceil(SHARDS);
         NativeMlp {
+            shards: (0..SHARDS)
+                .map(|_| Shard::new(&layers, &widths, rows))
+                .collect(),
+            batch: vec![0.0; batch * widths[0]],
             layers,
-            acts: widths.iter().map(|w| vec![0.0; batch * w]).collect(),
-            grad: vec![0.0; batch * widest],
-            grad_in: vec![0.0; batch * widest],
-            scratch: SparseScratch::new(if layers_sparse { batch } else { 0 }, widest),
             output,
         }
     }
 
     /// Forward, loss, backward and optimiser step on the rows `idx` of `data`; returns the
-    /// batch's mean loss (before the step). A non-finite loss skips backward and update, as
-    /// the burn loop stops there.
+    /// batch's mean loss (before the step). A non-finite loss skips the update, as the burn
+    /// loop stops there.
     fn step(&mut self, data: &HostSplit<'_>, idx: &[usize], rule: StepRule) -> f32 {
-        let bsz = idx.len();
-        data.gather(idx, &mut self.acts[0][..bsz * data.dim]);
-        self.forward(bsz);
-        let loss = self.output_gradient(data, idx);
+        let (bsz, dim) = (idx.len(), data.dim);
+        data.gather(idx, &mut self.batch[..bsz * dim]);
+        let rows = bsz.div_ceil(SHARDS);
+        let layers = &self.layers;
+        let batch = &self.batch;
+        self.shards
+            .par_iter_mut()
+            .zip(idx.par_chunks(rows))
+            .enumerate()
+            .for_each(|(k, (shard, part))| {
+                shard.acts[0][..part.len() * dim]
+                    .copy_from_slice(&batch[k * rows * dim..][..part.len() * dim]);
+                shard.run(layers, data, part, bsz);
+            });
+        let used = bsz.div_ceil(rows);
+        let loss =
+            self.shards[..used].iter().map(|s| s.loss).sum::<f32>() / self.output_divisor(bsz);
         if !loss.is_finite() {
             return loss;
         }
-        self.backward(bsz);
-        for layer in &mut self.layers {
-            layer.update(rule);
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            layer.update(&self.shards[..used], l, rule);
         }
         loss
     }
 
-    fn forward(&mut self, bsz: usize) {
-        let last = self.layers.len() - 1;
-        for (l, layer) in self.layers.iter().enumerate() {
-            let (input, rest) = self.acts.split_at_mut(l + 1);
-            let a = &input[l][..bsz * layer.fan_in];
-            let z = &mut rest[0][..bsz * layer.fan_out];
-            layer.forward(a, z, bsz, &mut self.scratch);
-            for row in z.chunks_exact_mut(layer.fan_out) {
-                if let Some(b) = &layer.b {
-                    row.iter_mut().zip(b).for_each(|(z, b)| *z += b);
-                }
-                if l < last {
-                    row.iter_mut().for_each(|z| *z = z.max(0.0));
-                }
-            }
-        }
-    }
-
-    /// The mean loss of the batch, and its gradient w.r.t. the outputs into `self.grad`.
-    fn output_gradient(&mut self, data: &HostSplit<'_>, idx: &[usize]) -> f32 {
-        let bsz = idx.len();
-        let out = self.output.dim();
-        let z = &self.acts[self.acts.len() - 1][..bsz * out];
-        let g = &mut self.grad[..bsz * out];
-        let mut total = 0.0f32;
-        match &data.targets {
-            HostTargets::Classes(y) => {
-                for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
-                    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let sum: f32 = z.iter().map(|v| (v - max).exp()).sum();
-                    let log_sum = sum.ln() + max;
-                    total += log_sum - z[y[i]];
-                    for (g, v) in g.iter_mut().zip(z) {
-                        *g = (v - log_sum).exp() / bsz as f32;
-                    }
-                    g[y[i]] -= 1.0 / bsz as f32;
-                }
-                total / bsz as f32
-            }
-            HostTargets::Values(y) => {
-                let n = (bsz * out) as f32;
-                for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
-                    for ((g, v), t) in g.iter_mut().zip(z).zip(&y[i * out..(i + 1) * out]) {
-                        let d = v - t;
-                        total += d * d;
-                        *g = 2.0 * d / n;
-                    }
-                }
-                total / n
-            }
-        }
-    }
-
-    fn backward(&mut self, bsz: usize) {
-        for l in (0..self.layers.len()).rev() {
-            let layer = &mut self.layers[l];
-            let (fan_in, fan_out) = (layer.fan_in, layer.fan_out);
-            let g = &self.grad[..bsz * fan_out];
-            let a = &self.acts[l][..bsz * fan_in];
-            layer.gb.fill(0.0);
-            for row in g.chunks_exact(fan_out) {
-                layer.gb.iter_mut().zip(row).for_each(|(s, g)| *s += g);
-            }
-            // The data needs no gradient: ∂a only below the first layer.
-            let gi = (l > 0).then(|| &mut self.grad_in[..bsz * fan_in]);
-            layer.backward(a, g, gi, bsz, &mut self.scratch);
-            if l > 0 {
-                // Through the ReLU that produced a.
-                let gi = &mut self.grad_in[..bsz * fan_in];
-                gi.iter_mut().zip(a).for_each(|(g, a)| {
-                    if *a <= 0.0 {
-                        *g = 0.0;
-                    }
-                });
-                std::mem::swap(&mut self.grad, &mut self.grad_in);
-            }
+    fn output_divisor(&self, bsz: usize) -> f32 {
+        match self.output {
+            OutputKind::Classes(_) => bsz as f32,
+            OutputKind::Regression(d) => (bsz * d) as f32,
         }
     }
 
@@ -512,7 +600,7 @@ pub(crate) fn train(
     on_epoch: &mut dyn FnMut(EpochReport),
     kernel: Kernel,
 ) -> Result<TrainOutcome, EngineError> {
-    let split = HostSplit::new(&data.train, data.input_dim);
+    let split = HostSplit::new(&data.train, data.input_dim, data.output.dim());
     let n = data.train.len;
     let mut model = NativeMlp::new(
         net,

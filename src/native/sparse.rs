@@ -29,8 +29,6 @@ pub struct Csr {
     /// Input index `i` of each entry.
     rows: Vec<usize>,
     pub vals: Vec<f32>,
-    /// `∂L/∂w` of each entry.
-    pub grads: Vec<f32>,
 }
 
 /// Feature-major copies of the activations a sparse layer reads and writes.
@@ -82,7 +80,6 @@ impl Csr {
             fan_in,
             fan_out,
             row_start,
-            grads: vec![0.0; vals.len()],
             cols,
             col_start,
             by_col,
@@ -117,9 +114,10 @@ impl Csr {
     /// `grads = ∂L/∂w` on the kept entries and, with `gi`, the input gradient `gi = g·Wᵀ`,
     /// from the layer input `a` `[B, in]` and output gradient `g` `[B, out]`.
     pub fn backward(
-        &mut self,
+        &self,
         a: &[f32],
         g: &[f32],
+        grads: &mut [f32],
         gi: Option<&mut [f32]>,
         bsz: usize,
         s: &mut SparseScratch,
@@ -129,7 +127,7 @@ impl Csr {
         let g_t = &mut s.output_t[..bsz * self.fan_out];
         transpose(g, bsz, self.fan_out, g_t);
         let (rows, cols) = (&self.rows, &self.cols);
-        self.grads
+        grads
             .par_chunks_mut(1024)
             .enumerate()
             .for_each(|(chunk, grads)| {
@@ -185,7 +183,7 @@ mod tests {
             true, false, true, false,
         ];
         let w: Vec<f32> = (0..12).map(|v| v as f32 - 5.0).collect();
-        let mut csr = Csr::from_dense(&w, &keep, 3, 4);
+        let csr = Csr::from_dense(&w, &keep, 3, 4);
         let masked: Vec<f32> = w
             .iter()
             .zip(&keep)
@@ -203,8 +201,8 @@ mod tests {
             }
         }
         let g = [1.0, -1.0, 2.0, 0.5, 0.0, 1.0, -2.0, 1.0];
-        let mut gi = [0.0; 6];
-        csr.backward(&a, &g, Some(&mut gi), 2, &mut s);
+        let (mut gi, mut grads) = ([0.0; 6], [0.0; 5]);
+        csr.backward(&a, &g, &mut grads, Some(&mut gi), 2, &mut s);
         for b in 0..2 {
             for i in 0..3 {
                 let want: f32 = (0..4).map(|j| g[b * 4 + j] * masked[i * 4 + j]).sum();
@@ -213,9 +211,6 @@ mod tests {
         }
         // Entries in row order: (0,0), (0,3), (1,1), (2,0), (2,2).
         let dw = |i: usize, j: usize| (0..2).map(|b| a[b * 3 + i] * g[b * 4 + j]).sum::<f32>();
-        assert_eq!(
-            csr.grads,
-            vec![dw(0, 0), dw(0, 3), dw(1, 1), dw(2, 0), dw(2, 2)]
-        );
+        assert_eq!(grads, [dw(0, 0), dw(0, 3), dw(1, 1), dw(2, 0), dw(2, 2)]);
     }
 }
