@@ -1,13 +1,70 @@
-//! The masked MLP in burn, built from a host [`Network`] and [`Mask`] and read back into one.
+//! The masked network in burn, built from a host [`Network`] and [`Mask`] and read back into
+//! one.
 //!
 //! Weights live on the device as `[in, out]` (so the forward pass is `x·W` with no per-step
 //! transpose); the host keeps PyTorch's `[out, in]`. The layout change happens only when a
-//! model is built or read back.
+//! model is built or read back. A convolution is stored the same way, as its
+//! `[c_in·k_h·k_w, c_out]` matrix, and reshaped to `[c_out, c_in, k_h, k_w]` in the forward
+//! pass, so masking, optimiser state and read-back treat every layer alike. Activations
+//! between layers are flat `[batch, features]` (CHW for convolutions).
 
 use burn::module::{Module, Param};
 use burn::prelude::{Device, Tensor, TensorData};
 use burn::tensor::activation::relu;
-use ticketbench_core::{CoreError, Layer, Mask, Network};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use ticketbench_core::{Conv2d, CoreError, Layer, Mask, Network};
+
+/// What the device forward of a convolution needs: its weight shape and geometry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ConvLayout {
+    /// `[c_out, c_in, k_h, k_w]`.
+    dims: [usize; 4],
+    conv: Conv2d,
+}
+
+impl ConvLayout {
+    /// The layout of a host layer (`None` for a dense one).
+    pub(crate) fn of(layer: &Layer) -> Option<ConvLayout> {
+        let conv = layer.conv?;
+        let [c_out, c_in, k_h, k_w] = layer.shape.dims[..] else {
+            unreachable!("a validated convolution is 4-D");
+        };
+        Some(ConvLayout {
+            dims: [c_out, c_in, k_h, k_w],
+            conv,
+        })
+    }
+}
+
+/// One layer's pre-activation: `x·W + b` for a dense layer, or the convolution of `x`
+/// (flat CHW rows) with `W` (`[c_in·k_h·k_w, c_out]`), flattened back to CHW rows.
+pub(crate) fn layer_forward(
+    x: Tensor<2>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    conv: Option<&ConvLayout>,
+) -> Tensor<2> {
+    match conv {
+        None => {
+            let y = x.matmul(weight);
+            match bias {
+                Some(b) => y + b.unsqueeze::<2>(),
+                None => y,
+            }
+        }
+        Some(c) => {
+            let [batch, _] = x.dims();
+            let [c_out, c_in, k_h, k_w] = c.dims;
+            let x = x.reshape([batch, c_in, c.conv.in_h, c.conv.in_w]);
+            let w = weight.transpose().reshape([c_out, c_in, k_h, k_w]);
+            let options = ConvOptions::new([c.conv.stride; 2], [c.conv.padding; 2], [1, 1], 1);
+            let y = conv2d(x, w, bias, options);
+            let [_, ch, h, w] = y.dims();
+            y.reshape([batch, ch * h * w])
+        }
+    }
+}
 
 /// A dense layer whose weight is multiplied by a constant 0/1 mask in the forward pass.
 ///
@@ -22,6 +79,9 @@ pub struct MaskedLinear {
     pub bias: Option<Param<Tensor<1>>>,
     /// `[in, out]` of 0.0/1.0; `None` when the layer is dense (no multiply at all).
     pub mask: Option<Tensor<2>>,
+    /// A convolution's layout; `None` for a dense layer.
+    #[module(skip)]
+    pub(crate) conv: Option<ConvLayout>,
 }
 
 impl MaskedLinear {
@@ -34,11 +94,12 @@ impl MaskedLinear {
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = x.matmul(self.effective_weight());
-        match &self.bias {
-            Some(b) => y + b.val().unsqueeze::<2>(),
-            None => y,
-        }
+        layer_forward(
+            x,
+            self.effective_weight(),
+            self.bias.as_ref().map(Param::val),
+            self.conv.as_ref(),
+        )
     }
 
     /// Stored weight multiplied by the mask, kept a trainable leaf (a tracked product would
@@ -70,7 +131,7 @@ fn mask_tensor(keep: &[bool], fan_out: usize, fan_in: usize, device: &Device) ->
     })
 }
 
-/// ReLU MLP with masked dense layers and a linear output.
+/// ReLU network of masked dense and convolution layers with a linear output.
 #[derive(Module, Debug)]
 pub struct MaskedMlp {
     pub layers: Vec<MaskedLinear>,
@@ -101,7 +162,12 @@ impl MaskedMlp {
                     .as_ref()
                     .map(|b| Param::from_data(TensorData::new(b.clone(), [fan_out]), device));
                 let mask = mask_tensor(keep, fan_out, fan_in, device);
-                MaskedLinear { weight, bias, mask }
+                MaskedLinear {
+                    weight,
+                    bias,
+                    mask,
+                    conv: ConvLayout::of(layer),
+                }
             })
             .collect();
         Ok(MaskedMlp { layers })
@@ -167,6 +233,7 @@ impl MaskedMlp {
                     .as_ref()
                     .map(|b| Param::from_tensor(b.val().detach().require_grad())),
                 mask: None,
+                conv: l.conv,
             })
             .collect();
         MaskedMlp { layers }
@@ -201,6 +268,7 @@ impl MaskedMlp {
                     shape: host.shape.clone(),
                     weight: transpose(&w, fan_in, fan_out),
                     bias: l.bias.as_ref().map(|b| read_f32(&b.val())),
+                    conv: host.conv,
                 }
             })
             .collect();

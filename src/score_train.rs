@@ -42,7 +42,7 @@
 use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, DeviceTargets, Engine, EngineError, loss};
 use crate::methods::{MethodError, MethodLog, PruneContext};
-use crate::model::{read_f32, transpose};
+use crate::model::{ConvLayout, layer_forward, read_f32, transpose};
 use crate::train::batch;
 use burn::module::{Module, Param};
 use burn::optim::decay::WeightDecayConfig;
@@ -240,6 +240,9 @@ pub struct ScoreLayer {
     bias: Option<Tensor<1>>,
     /// Gem-Miner's flags `f` (`[in, out]`, 0/1); `None` for the top-k rules.
     flags: Option<Tensor<2>>,
+    /// A convolution's layout; `None` for a dense layer.
+    #[module(skip)]
+    conv: Option<ConvLayout>,
 }
 
 impl ScoreLayer {
@@ -285,6 +288,7 @@ impl ScoreMlp {
                         .as_ref()
                         .map(|b| Tensor::from_data(TensorData::new(b.clone(), [fan_out]), device)),
                     flags: flags.then(|| Tensor::ones([fan_in, fan_out], device)),
+                    conv: ConvLayout::of(layer),
                 }
             })
             .collect();
@@ -407,11 +411,7 @@ impl ScoreMlp {
             .zip(weights)
             .enumerate()
             .fold(x, |h, (l, (layer, w))| {
-                let z = h.matmul(w);
-                let z = match &layer.bias {
-                    Some(b) => z + b.clone().unsqueeze::<2>(),
-                    None => z,
-                };
+                let z = layer_forward(h, w, layer.bias.clone(), layer.conv.as_ref());
                 if l == last { z } else { relu(z) }
             })
     }
@@ -740,11 +740,13 @@ mod tests {
                         0.5, -1.0, 0.25, 1.5, 0.75, -0.5, -0.25, 2.0, 1.0, 0.3, -1.2, 0.6,
                     ],
                     bias: Some(vec![0.1, -0.2, 0.3, 0.05]),
+                    conv: None,
                 },
                 Layer {
                     shape: LayerShape::dense(4, 2),
                     weight: vec![1.0, -2.0, 0.5, 0.8, -0.7, 1.1, -0.4, 0.9],
                     bias: Some(vec![0.2, -0.1]),
+                    conv: None,
                 },
             ],
         };

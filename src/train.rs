@@ -288,7 +288,8 @@ impl Engine {
         streams: &Streams,
         on_epoch: &mut dyn FnMut(EpochReport),
     ) -> Result<TrainOutcome, EngineError> {
-        if self.spec() == DeviceSpec::Cpu {
+        // The native step covers dense layers; convolutional nets train through burn.
+        if self.spec() == DeviceSpec::Cpu && !net.has_conv() {
             recipe.validate().map_err(EngineError::Recipe)?;
             Engine::check_shapes(net, data.input_dim, data.output)?;
             mask.check_shapes(&net.shapes())?;

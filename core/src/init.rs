@@ -52,7 +52,8 @@ impl InitScheme {
             .enumerate()
             .map(|(l, shape)| {
                 let fan_in = shape.fan_in() as f64;
-                let fan_out = shape.fan_out() as f64;
+                // Glorot's fan-out counts the receptive field too: `c_out·k_h·k_w`.
+                let fan_out = (shape.len() / shape.dims[1]) as f64;
                 bias_scale *= (2.0 / fan_in).sqrt();
                 let mut rw = streams.stream(&format!("init/{l}/w"));
                 let mut rb = streams.stream(&format!("init/{l}/b"));
@@ -92,6 +93,7 @@ impl InitScheme {
                     shape: shape.clone(),
                     weight,
                     bias: bias.then_some(b),
+                    conv: None,
                 }
             })
             .collect()

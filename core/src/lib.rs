@@ -10,6 +10,7 @@
 //!
 //! No tensor engine here: this crate compiles in seconds and is tested on its own.
 
+mod conv;
 mod density;
 mod error;
 mod init;
@@ -18,10 +19,11 @@ mod network;
 pub mod select;
 mod streams;
 
+pub use conv::{Conv2d, Im2col};
 pub use density::{Density, target_count};
 pub use error::CoreError;
 pub use init::InitScheme;
 pub use mask::Mask;
-pub use network::{Layer, LayerShape, Network};
+pub use network::{ConvNetSpec, ConvSpec, Layer, LayerShape, Network};
 pub use select::Scores;
 pub use streams::{StreamRng, Streams, sample_index, sample_standard_normal, sample_uniform};

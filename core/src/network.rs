@@ -1,4 +1,4 @@
-use crate::{CoreError, InitScheme, Streams};
+use crate::{Conv2d, CoreError, Im2col, InitScheme, Streams};
 use serde::{Deserialize, Serialize};
 
 /// Shape of one prunable weight tensor, PyTorch order: dense `[out, in]`,
@@ -42,12 +42,119 @@ impl std::fmt::Display for LayerShape {
     }
 }
 
-/// One layer of a host network: weights in row-major `shape` order and an optional bias.
+/// One layer of a host network: weights in row-major `shape` order and an optional bias
+/// (one per output unit, or per output channel of a convolution).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Layer {
     pub shape: LayerShape,
     pub weight: Vec<f32>,
     pub bias: Option<Vec<f32>>,
+    /// The geometry of a convolution (`shape` `[c_out, c_in, k_h, k_w]`); `None` for a dense
+    /// layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<Conv2d>,
+}
+
+impl Layer {
+    /// Length of the layer's flat input: `fan_in`, or `c_in·in_h·in_w` for a convolution.
+    pub fn in_len(&self) -> usize {
+        match &self.conv {
+            None => self.shape.fan_in(),
+            Some(c) => self.shape.dims[1] * c.in_h * c.in_w,
+        }
+    }
+
+    /// Length of the layer's flat output: `fan_out`, or `c_out·out_h·out_w` (CHW).
+    pub fn out_len(&self) -> usize {
+        self.shape.fan_out() * self.positions()
+    }
+
+    /// Output positions per output unit: 1 for a dense layer, `out_h·out_w` for a convolution.
+    pub fn positions(&self) -> usize {
+        match &self.conv {
+            None => 1,
+            Some(c) => {
+                let (h, w) = c
+                    .out_hw(self.shape.dims[2], self.shape.dims[3])
+                    .expect("validated geometry");
+                h * w
+            }
+        }
+    }
+
+    /// The im2col map of a convolution layer (`None` for a dense layer).
+    pub fn im2col(&self) -> Option<Im2col> {
+        self.conv.as_ref().map(|c| Im2col::new(&self.shape, c))
+    }
+}
+
+/// One convolution of a [`ConvNetSpec`]: `channels` outputs, a square `kernel`, `stride`,
+/// symmetric zero `padding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvSpec {
+    pub channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+/// A convolutional network: convolutions (ReLU after each) on a `[c, h, w]` image, then dense
+/// layers `hidden…, outputs` on the flattened CHW activations. Downsampling is by stride, not
+/// by pooling (an all-convolutional net, Springenberg et al. 2015, arXiv 1412.6806): every
+/// layer is then linear in its weights and its input, which the host-side methods rely on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvNetSpec {
+    pub input: [usize; 3],
+    pub convs: Vec<ConvSpec>,
+    pub hidden: Vec<usize>,
+    pub outputs: usize,
+}
+
+impl ConvNetSpec {
+    /// Weight shapes and convolution geometries, layer by layer; an error names the layer
+    /// whose kernel does not fit or whose width is 0.
+    pub fn layers(&self) -> Result<Vec<(LayerShape, Option<Conv2d>)>, CoreError> {
+        let [mut c, mut h, mut w] = self.input;
+        if c == 0 || h == 0 || w == 0 {
+            return Err(CoreError::ShapeMismatch(format!(
+                "image input {c}×{h}×{w} has a zero dimension"
+            )));
+        }
+        let mut layers = Vec::new();
+        for (l, s) in self.convs.iter().enumerate() {
+            let conv = Conv2d {
+                in_h: h,
+                in_w: w,
+                stride: s.stride,
+                padding: s.padding,
+            };
+            let (oh, ow) = conv
+                .out_hw(s.kernel, s.kernel)
+                .filter(|_| s.channels > 0)
+                .ok_or_else(|| {
+                    CoreError::ShapeMismatch(format!(
+                        "convolution {l} ({} channels, kernel {}, stride {}, padding {}) does not fit its {c}×{h}×{w} input",
+                        s.channels, s.kernel, s.stride, s.padding
+                    ))
+                })?;
+            layers.push((
+                LayerShape {
+                    dims: vec![s.channels, c, s.kernel, s.kernel],
+                },
+                Some(conv),
+            ));
+            (c, h, w) = (s.channels, oh, ow);
+        }
+        let mut widths = vec![c * h * w];
+        widths.extend(&self.hidden);
+        widths.push(self.outputs);
+        layers.extend(
+            Network::mlp_shapes(&widths)?
+                .into_iter()
+                .map(|shape| (shape, None)),
+        );
+        Ok(layers)
+    }
 }
 
 /// A feed-forward network held on the host: the single source of truth for weights.
@@ -74,6 +181,25 @@ impl Network {
         Ok(Network { layers })
     }
 
+    /// A convolutional network of `spec`, initialised like [`Network::mlp`] (a convolution's
+    /// fan-in is `c_in·k_h·k_w`).
+    pub fn conv_net(
+        spec: &ConvNetSpec,
+        bias: bool,
+        scheme: InitScheme,
+        streams: &Streams,
+    ) -> Result<Self, CoreError> {
+        let (shapes, convs): (Vec<LayerShape>, Vec<Option<Conv2d>>) =
+            spec.layers()?.into_iter().unzip();
+        let layers = scheme
+            .init_layers(&shapes, bias, streams)
+            .into_iter()
+            .zip(convs)
+            .map(|(layer, conv)| Layer { conv, ..layer })
+            .collect();
+        Network::from_layers(layers)
+    }
+
     /// Dense layer shapes of an MLP with `widths`.
     pub fn mlp_shapes(widths: &[usize]) -> Result<Vec<LayerShape>, CoreError> {
         if widths.len() < 2 {
@@ -91,6 +217,17 @@ impl Network {
     /// Builds a network from explicit layers, checking every tensor length.
     pub fn from_layers(layers: Vec<Layer>) -> Result<Self, CoreError> {
         for (l, layer) in layers.iter().enumerate() {
+            let conv_fits = match (&layer.conv, &layer.shape.dims[..]) {
+                (None, [_, _]) => true,
+                (Some(c), [_, _, kh, kw]) => c.out_hw(*kh, *kw).is_some(),
+                _ => false,
+            };
+            if !conv_fits {
+                return Err(CoreError::ShapeMismatch(format!(
+                    "layer {l}: shape {} with convolution geometry {:?}",
+                    layer.shape, layer.conv
+                )));
+            }
             if layer.weight.len() != layer.shape.len() {
                 return Err(CoreError::ShapeMismatch(format!(
                     "layer {l}: {} weights for shape {}",
@@ -109,12 +246,12 @@ impl Network {
             }
         }
         for (l, pair) in layers.windows(2).enumerate() {
-            if pair[0].shape.fan_out() != pair[1].shape.fan_in() {
+            if pair[0].out_len() != pair[1].in_len() {
                 return Err(CoreError::ShapeMismatch(format!(
                     "layer {l} has {} outputs but layer {} expects {} inputs",
-                    pair[0].shape.fan_out(),
+                    pair[0].out_len(),
                     l + 1,
-                    pair[1].shape.fan_in()
+                    pair[1].in_len()
                 )));
             }
         }
@@ -125,11 +262,17 @@ impl Network {
         self.layers.iter().map(|l| l.shape.clone()).collect()
     }
 
-    /// Widths `[n_0, …, n_L]` of a dense network.
+    /// Activation widths `[n_0, …, n_L]`: the units of a dense network; for a convolutional
+    /// one, the flat CHW lengths of the input and of every layer's output.
     pub fn widths(&self) -> Vec<usize> {
-        let mut w = vec![self.layers[0].shape.fan_in()];
-        w.extend(self.layers.iter().map(|l| l.shape.fan_out()));
+        let mut w = vec![self.layers[0].in_len()];
+        w.extend(self.layers.iter().map(Layer::out_len));
         w
+    }
+
+    /// Whether any layer is a convolution.
+    pub fn has_conv(&self) -> bool {
+        self.layers.iter().any(|l| l.conv.is_some())
     }
 
     /// N: the number of prunable entries (weights only; biases are never pruned by default).
@@ -145,6 +288,7 @@ impl Network {
             shape: LayerShape::dense(fan_in, fan_out),
             weight,
             bias: None,
+            conv: None,
         };
         Network {
             layers: vec![
@@ -161,12 +305,22 @@ impl Network {
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
             let fan_in = layer.shape.fan_in();
-            let mut out: Vec<f64> = (0..layer.shape.fan_out())
-                .map(|o| {
+            // Convolutions read their im2col rows (one per output position, CHW order).
+            let (cols, positions) = match layer.im2col() {
+                None => (act, 1),
+                Some(map) => {
+                    let mut cols = vec![0.0; map.positions() * map.taps()];
+                    map.gather(&act, &mut cols);
+                    (cols, map.positions())
+                }
+            };
+            let mut out: Vec<f64> = (0..layer.shape.fan_out() * positions)
+                .map(|at| {
+                    let (o, p) = (at / positions, at % positions);
                     let row = &layer.weight[o * fan_in..(o + 1) * fan_in];
                     let b = layer.bias.as_ref().map_or(0.0, |b| b[o] as f64);
                     row.iter()
-                        .zip(&act)
+                        .zip(&cols[p * fan_in..(p + 1) * fan_in])
                         .map(|(w, a)| *w as f64 * a)
                         .sum::<f64>()
                         + b
@@ -216,20 +370,121 @@ mod tests {
             shape: LayerShape::dense(2, 2),
             weight: vec![1.0; 4],
             bias: None,
+            conv: None,
         };
         let bad = Layer {
             shape: LayerShape::dense(3, 1),
             weight: vec![1.0; 3],
             bias: None,
+            conv: None,
         };
         assert!(Network::from_layers(vec![ok.clone(), bad]).is_err());
         let short = Layer {
             shape: LayerShape::dense(2, 2),
             weight: vec![1.0; 3],
             bias: None,
+            conv: None,
         };
         assert!(Network::from_layers(vec![short]).is_err());
         assert!(Network::from_layers(vec![ok]).is_ok());
+    }
+
+    #[test]
+    fn conv_net_shapes_widths_and_fan_in() {
+        let conv = |channels, stride| ConvSpec {
+            channels,
+            kernel: 3,
+            stride,
+            padding: 1,
+        };
+        let spec = ConvNetSpec {
+            input: [1, 8, 8],
+            convs: vec![conv(16, 1), conv(32, 2)],
+            hidden: vec![64],
+            outputs: 10,
+        };
+        let net =
+            Network::conv_net(&spec, true, InitScheme::KaimingNormal, &Streams::new(0)).unwrap();
+        let dims: Vec<Vec<usize>> = net.shapes().into_iter().map(|s| s.dims).collect();
+        assert_eq!(
+            dims,
+            vec![
+                vec![16, 1, 3, 3],
+                vec![32, 16, 3, 3],
+                vec![64, 512],
+                vec![10, 64]
+            ]
+        );
+        assert_eq!(net.widths(), vec![64, 1024, 512, 64, 10]);
+        assert_eq!(net.layers[1].shape.fan_in(), 144);
+        assert_eq!(net.layers[1].bias.as_ref().unwrap().len(), 32);
+        assert!(net.has_conv());
+        // Kaiming-normal with fan-in c_in·k_h·k_w = 144: std √(2/144) ≈ 0.118.
+        let w = &net.layers[1].weight;
+        let std = (w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+        assert!((std - (2.0f64 / 144.0).sqrt()).abs() < 0.005, "{std}");
+        let bad = ConvNetSpec {
+            convs: vec![ConvSpec {
+                kernel: 11,
+                padding: 0,
+                ..conv(4, 1)
+            }],
+            ..spec.clone()
+        };
+        let e = Network::conv_net(&bad, true, InitScheme::KaimingNormal, &Streams::new(0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("convolution 0") && e.contains("does not fit"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn conv_forward_f64_is_the_textbook_convolution() {
+        // z[o, y, x] = b[o] + Σ_{c,i,j} W[o, c, i, j] · in[c, s·y + i − p, s·x + j − p].
+        let spec = ConvNetSpec {
+            input: [2, 5, 4],
+            convs: vec![ConvSpec {
+                channels: 3,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+            }],
+            hidden: vec![],
+            outputs: 2,
+        };
+        let net =
+            Network::conv_net(&spec, true, InitScheme::KaimingUniform, &Streams::new(3)).unwrap();
+        let conv_only = Network {
+            layers: vec![net.layers[0].clone()],
+        };
+        let input: Vec<f64> = (0..40).map(|i| ((i * 7 % 11) as f64 - 5.0) / 5.0).collect();
+        let out = conv_only.forward_f64(&input);
+        let l = &net.layers[0];
+        let (oh, ow) = (3, 2);
+        assert_eq!(out.len(), 3 * oh * ow);
+        for o in 0..3 {
+            for y in 0..oh {
+                for x in 0..ow {
+                    let mut z = l.bias.as_ref().unwrap()[o] as f64;
+                    for c in 0..2 {
+                        for i in 0..3 {
+                            for j in 0..3 {
+                                let (iy, ix) = ((2 * y + i) as i64 - 1, (2 * x + j) as i64 - 1);
+                                if (0..5).contains(&iy) && (0..4).contains(&ix) {
+                                    let w = l.weight[((o * 2 + c) * 3 + i) * 3 + j] as f64;
+                                    z += w * input[(c * 5 + iy as usize) * 4 + ix as usize];
+                                }
+                            }
+                        }
+                    }
+                    // A single-layer network has a linear output (no ReLU).
+                    let got = out[(o * oh + y) * ow + x];
+                    assert!((got - z).abs() < 1e-12, "o {o} y {y} x {x}: {got} vs {z}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -20,6 +20,28 @@ impl OutputKind {
     }
 }
 
+/// Geometry of image inputs. Each example is stored row-major in CHW order (channel, row,
+/// column), so a task's `input_dim` is `channels·height·width` and pixel `(c, y, x)` of an
+/// example sits at [`ImageShape::index`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImageShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// Values per example: `channels·height·width`.
+    pub fn input_dim(self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Offset of pixel `(channel, row, column)` within one example.
+    pub fn index(self, channel: usize, row: usize, column: usize) -> usize {
+        (channel * self.height + row) * self.width + column
+    }
+}
+
 /// Targets of a dataset: class labels or real vectors (row-major `n × dim`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Targets {

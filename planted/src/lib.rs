@@ -1,8 +1,9 @@
 //! ticketbench-planted: ground truth for pruning (Plant 'n' Seek, Fischer & Burkholz 2022,
 //! arXiv 2111.11153).
 //!
-//! * [`tasks`]: seeded synthetic tasks — ReLU, Circle, Helix — behind one [`Task`] trait,
-//!   their train/test splits and the class-balanced scoring batches pruners read.
+//! * [`tasks`]: seeded synthetic tasks — ReLU, Circle, Helix — and image datasets (the
+//!   vendored UCI digits, IDX and CIFAR-10 files on disk) behind one [`Task`] trait, their
+//!   train/test splits and the class-balanced scoring batches pruners read.
 //! * [`target`]: the hand-crafted, extremely sparse target network of each task.
 //! * [`plant`]: weak planting (`pns`): hide a target in a random host, exactly.
 //! * [`subset_sum`]: strong planting: a random host that contains an ε-approximation of the
@@ -20,7 +21,7 @@ pub mod subset_sum;
 pub mod target;
 pub mod tasks;
 
-pub use data::{Dataset, OutputKind, Targets, TaskData};
+pub use data::{Dataset, ImageShape, OutputKind, Targets, TaskData};
 pub use evaluate::{FunctionScore, score_function};
 pub use plant::{PlantKind, PlantedTicket, SparseTicket, plant_pns};
 pub use recovery::Recovery;

@@ -509,6 +509,7 @@ impl Block {
                 .flat_map(|n| n.weights.iter().copied())
                 .collect(),
             bias: Some(pool.iter().map(|n| n.bias).collect()),
+            conv: None,
         };
         let combine = Layer {
             shape: LayerShape::dense(copy_width, combine_width),
@@ -516,6 +517,7 @@ impl Block {
                 .flat_map(|i| pool.iter().map(move |n| n.out[i]))
                 .collect(),
             bias: Some(uniform_f32(&mut combine_rng, combine_width)),
+            conv: None,
         };
         Ok(Block {
             copy,

@@ -112,6 +112,7 @@ impl TargetNet {
                     shape: LayerShape::dense(l.fan_in, l.fan_out),
                     weight: l.weight.iter().map(|&w| w as f32).collect(),
                     bias: Some(l.bias.iter().map(|&b| b as f32).collect()),
+                    conv: None,
                 })
                 .collect(),
         }

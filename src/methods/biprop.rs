@@ -192,6 +192,7 @@ mod tests {
                 shape: LayerShape::dense(3, 1),
                 weight: vec![0.5, -1.5, 9.0],
                 bias: None,
+                conv: None,
             }],
         };
         let mask = Mask::from_layers(vec![vec![true, true, false]]);

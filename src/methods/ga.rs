@@ -540,6 +540,11 @@ impl Ga {
 }
 
 impl Pruner for Ga {
+    // Host-side computation over dense layers only (docs/decisions.md).
+    fn supports_conv(&self) -> bool {
+        false
+    }
+
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
@@ -711,6 +716,7 @@ mod tests {
             shape: ticketbench_core::LayerShape::dense(2, 2),
             weight: vec![1.0, 0.0, 0.0, 1.0],
             bias: None,
+            conv: None,
         }])
         .unwrap();
         let batch = Dataset {

@@ -155,6 +155,11 @@ impl Grasp {
 }
 
 impl Pruner for Grasp {
+    // Host-side computation over dense layers only (docs/decisions.md).
+    fn supports_conv(&self) -> bool {
+        false
+    }
+
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
@@ -220,6 +225,7 @@ mod tests {
             shape: LayerShape::dense(3, 1),
             weight: vec![1.0, -2.0, 0.25],
             bias: None,
+            conv: None,
         }])
         .unwrap();
         let theta = Params::from_network(&net);

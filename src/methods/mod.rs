@@ -284,6 +284,13 @@ pub trait Pruner: Send + Sync {
         false
     }
 
+    /// Whether the method handles convolution layers. Methods whose host-side computation is
+    /// written for dense layers only say `false`, and a suite pairing them with a
+    /// convolutional model is rejected when it is loaded.
+    fn supports_conv(&self) -> bool {
+        true
+    }
+
     /// Which densities the runner schedules this method at.
     fn schedule(&self) -> Schedule {
         Schedule::Grid

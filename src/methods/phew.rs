@@ -299,6 +299,11 @@ pub(crate) fn phew_mask(
 }
 
 impl Pruner for Phew {
+    // Host-side computation over dense layers only (docs/decisions.md).
+    fn supports_conv(&self) -> bool {
+        false
+    }
+
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
@@ -346,6 +351,7 @@ mod tests {
             shape: LayerShape::dense(2, 2),
             weight: vec![1.0, 2.0, 3.0, 2.0],
             bias: None,
+            conv: None,
         }])
         .unwrap()
     }
@@ -506,6 +512,7 @@ mod tests {
             shape: LayerShape::dense(2, 3),
             weight: vec![1.0, 2.0, 3.0, 0.0, 0.0, 5.0],
             bias: None,
+            conv: None,
         }])
         .unwrap();
         let run = phew_mask(&net, 5, &Streams::new(0), 1000, true).unwrap();

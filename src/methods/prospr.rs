@@ -199,6 +199,11 @@ fn draw_batches(train: &Dataset, size: usize, count: usize, streams: &Streams) -
 }
 
 impl Pruner for Prospr {
+    // Host-side computation over dense layers only (docs/decisions.md).
+    fn supports_conv(&self) -> bool {
+        false
+    }
+
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }

@@ -115,6 +115,11 @@ impl Synflow {
 }
 
 impl Pruner for Synflow {
+    // Host-side computation over dense layers only (docs/decisions.md).
+    fn supports_conv(&self) -> bool {
+        false
+    }
+
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }

@@ -376,6 +376,7 @@ impl NativeLayer {
             shape: like.shape.clone(),
             weight: w,
             bias: self.b.clone(),
+            conv: like.conv,
         }
     }
 }

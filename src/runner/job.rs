@@ -1,7 +1,7 @@
 //! Jobs: one (task, model, method, density, seed) cell of a suite's grid, its settings
 //! hash, its execution and its result record.
 
-use super::suite::{DensitySpec, ModelSpec, Suite, SuiteMethod, SuiteTask};
+use super::suite::{ConvEntry, DensitySpec, ModelSpec, Suite, SuiteMethod, SuiteTask};
 use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, Engine, EngineError};
 use crate::methods::{
@@ -59,6 +59,9 @@ struct HashedSettings<'a> {
     task: &'static str,
     task_params: serde_json::Value,
     widths: Vec<usize>,
+    /// A convolutional model's convolutions (absent for MLPs, so their hashes stay put).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    conv: &'a [ConvEntry],
     init: &'static str,
     bias: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +166,7 @@ pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
                             task: task.task.name(),
                             task_params: task.task.params(),
                             widths: model.widths(task.task.as_ref()),
+                            conv: &model.conv,
                             init: model.init.name(),
                             bias: model.bias,
                             plant: model.plant,
@@ -173,7 +177,7 @@ pub fn expand(suite: &Suite, device: DeviceSpec) -> Vec<Job> {
                             check: check.map(|c| c.name()),
                             density: density.get(),
                             seed,
-                            train: &suite.train,
+                            train: &task.train,
                             device: device.to_string(),
                         };
                         let canonical = serde_json::to_vec(&settings).expect("settings serialize");
@@ -541,7 +545,7 @@ pub fn run_job(
         net: &group.net,
         task: prune_task,
         data: prune_data,
-        recipe: &suite.train,
+        recipe: &task.train,
         streams: &streams,
         trained_dense,
         cache,
@@ -580,7 +584,7 @@ pub fn run_job(
         .map(|p| Recovery::measure(&mask, p, outcome.scores.as_ref().map(|s| (s, outcome.keep))));
 
     let t1 = Instant::now();
-    let epochs = suite.train.epochs;
+    let epochs = task.train.epochs;
     // Dynamic sparse training and Early-Bird train the ticket themselves.
     let trained = match outcome.trained {
         Some(trained) => trained,
@@ -588,7 +592,7 @@ pub fn run_job(
             start,
             &mask,
             &group.device_data,
-            &suite.train,
+            &task.train,
             &streams,
             &mut |e| {
                 progress(format!(
@@ -614,7 +618,7 @@ pub fn run_job(
         let other = &suite.tasks[*u];
         progress(format!("transfer to {}", other.label));
         let trained_there =
-            engine.train(start, &mask, data, &suite.train, &streams, &mut |_| {})?;
+            engine.train(start, &mask, data, &other.train, &streams, &mut |_| {})?;
         let eval = match trained_there.diverged {
             None => Some(engine.evaluate(&trained_there.net, &mask, data)?),
             Some(_) => None,
@@ -629,13 +633,7 @@ pub fn run_job(
     let matched_random =
         if suite.matched_random && !mask.is_dense() && method.pruner.info().name != "random" {
             progress("random ticket at the same layer counts".into());
-            Some(matched_random(
-                engine,
-                group,
-                &mask,
-                &suite.train,
-                &streams,
-            )?)
+            Some(matched_random(engine, group, &mask, &task.train, &streams)?)
         } else {
             None
         };
@@ -704,7 +702,7 @@ pub fn run_job(
         transfer,
         matched_random,
         method_log: (!outcome.log.is_empty()).then_some(outcome.log),
-        train: suite.train.clone(),
+        train: task.train.clone(),
         timing: Timing {
             prune_s,
             train_s,

@@ -106,9 +106,14 @@ pub fn memory_estimate(suite: &Suite, parallel: usize, limits: &Limits) -> Memor
             let samples = task.task.samples();
             let io = (widths[0] + widths[widths.len() - 1]) as u64;
             let data = samples as u64 * io * 4 * 3;
-            let params: u64 = widths.windows(2).map(|w| (w[0] * w[1] + w[1]) as u64).sum();
+            let params: u64 = model
+                .shapes(task.task.as_ref())
+                .unwrap_or_default()
+                .iter()
+                .map(|s| (s.len() + s.fan_out()) as u64)
+                .sum();
             let activations =
-                suite.train.batch_size as u64 * widths.iter().sum::<usize>() as u64 * 4 * 4;
+                task.train.batch_size as u64 * widths.iter().sum::<usize>() as u64 * 4 * 4;
             let bytes = data + params * 4 * NETWORK_COPIES + activations;
             if bytes > best.0 {
                 let w: Vec<String> = widths.iter().map(|w| w.to_string()).collect();

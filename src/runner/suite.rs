@@ -3,10 +3,13 @@
 //! ```yaml
 //! name: smoke                      # optional; default: the file stem
 //! tasks: [circle, {name: relu, noise_std: 0.02}]
+//!   # a task entry may override fields of the suite's `train:` for its own jobs:
+//!   # - {name: smc-modchain, train: {lr: 0.003, epochs: 200, batch_size: 128}}
 //! models:                          # optional; default: one MLP with hidden [100, 100, 100]
 //!   - {hidden: [100, 100, 100], init: kaiming-normal, bias: true}
 //!   - {name: host, hidden: [100, 100, 100], init: he-scaled, plant: pns}  # planted host
 //!   - {hidden: [64, 64], tasks: [circle]}  # `tasks`: only these tasks (name or label)
+//!   - {conv: [16, {channels: 32, stride: 2}], hidden: [64], tasks: [digits]}  # image tasks
 //! methods: [dense, random, {name: random, rule: erk}, magnitude, snip, synflow]
 //! densities: [0.5, 0.1, planted]  # `planted`: the planted ticket's density (planted models)
 //! seeds: 3                         # or a list: [0, 1, 2]
@@ -31,7 +34,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
 use ticketbench_baselines::SanityCheck;
-use ticketbench_core::{CoreError, Density, InitScheme, Network, target_count};
+use ticketbench_core::{
+    ConvNetSpec, ConvSpec, CoreError, Density, InitScheme, LayerShape, Network, target_count,
+};
 use ticketbench_planted::tasks::{self as task_registry, Task};
 use ticketbench_planted::{PlantKind, TargetNet};
 
@@ -152,13 +157,72 @@ fn default_bias() -> bool {
     true
 }
 
-/// A model entry: hidden widths of an MLP whose input/output widths come from the task.
+/// One convolution of a model entry: a channel count (`16`: kernel 3, stride 1, padding 1)
+/// or a map `{channels: 32, kernel: 3, stride: 2, padding: 1}` with those defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ConvEntry(pub ConvSpec);
+
+impl<'de> Deserialize<'de> for ConvEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            channels: usize,
+            #[serde(default = "three")]
+            kernel: usize,
+            #[serde(default = "one")]
+            stride: usize,
+            #[serde(default = "one")]
+            padding: usize,
+        }
+        fn three() -> usize {
+            3
+        }
+        fn one() -> usize {
+            1
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            Channels(usize),
+            Full(Full),
+        }
+        let full = match Entry::deserialize(deserializer).map_err(|_| {
+            de::Error::custom(
+                "a convolution is a channel count (e.g. 16) or a map {channels, kernel, stride, padding}",
+            )
+        })? {
+            Entry::Channels(channels) => Full {
+                channels,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            },
+            Entry::Full(f) => f,
+        };
+        Ok(ConvEntry(ConvSpec {
+            channels: full.channels,
+            kernel: full.kernel,
+            stride: full.stride,
+            padding: full.padding,
+        }))
+    }
+}
+
+/// A model entry: an MLP (hidden widths; input and output widths come from the task), or,
+/// with `conv`, a convolutional net on an image task (convolutions with ReLU, flattened CHW
+/// into the dense layers; `core::ConvNetSpec`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// Display name; default `mlp-<hidden widths joined by x>`.
+    /// Display name; default `mlp-<hidden widths joined by x>` (`cnn-<channels>-<hidden>`
+    /// for a convolutional net, `s2` marking a stride of 2).
     #[serde(default)]
     pub name: Option<String>,
+    /// Convolutions before the dense layers (image tasks only); empty for an MLP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conv: Vec<ConvEntry>,
     pub hidden: Vec<usize>,
     #[serde(default = "default_init")]
     pub init: InitScheme,
@@ -183,7 +247,21 @@ impl ModelSpec {
     pub fn label(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
             let h: Vec<String> = self.hidden.iter().map(|w| w.to_string()).collect();
-            if h.is_empty() {
+            if !self.conv.is_empty() {
+                let c: Vec<String> = self
+                    .conv
+                    .iter()
+                    .map(|ConvEntry(c)| match c.stride {
+                        1 => c.channels.to_string(),
+                        s => format!("{}s{s}", c.channels),
+                    })
+                    .collect();
+                let mut label = format!("cnn-{}", c.join("x"));
+                if !h.is_empty() {
+                    label = format!("{label}-{}", h.join("x"));
+                }
+                label
+            } else if h.is_empty() {
                 "linear".into()
             } else {
                 format!("mlp-{}", h.join("x"))
@@ -191,12 +269,67 @@ impl ModelSpec {
         })
     }
 
-    /// Full widths for a task: `[inputs, hidden…, outputs]`.
+    /// The convolutional architecture on `task`: `None` for an MLP, an error when the task
+    /// has no image shape or the convolutions do not fit it.
+    pub fn conv_net(&self, task: &dyn Task) -> Result<Option<ConvNetSpec>, String> {
+        if self.conv.is_empty() {
+            return Ok(None);
+        }
+        let image = task.image_shape().ok_or_else(|| {
+            format!(
+                "model `{}` has convolutions but task `{}` has no image shape (use an image task: digits, idx, cifar)",
+                self.label(),
+                task.name()
+            )
+        })?;
+        let spec = ConvNetSpec {
+            input: [image.channels, image.height, image.width],
+            convs: self.conv.iter().map(|c| c.0).collect(),
+            hidden: self.hidden.clone(),
+            outputs: task.output().dim(),
+        };
+        spec.layers()
+            .map_err(|e| format!("model `{}`: {e}", self.label()))?;
+        Ok(Some(spec))
+    }
+
+    /// Activation widths for a task: `[inputs, hidden…, outputs]` for an MLP; for a
+    /// convolutional net the flat CHW lengths of each layer's output ([`Network::widths`]).
     pub fn widths(&self, task: &dyn Task) -> Vec<usize> {
         let mut w = vec![task.input_dim()];
+        if let Ok(Some(spec)) = self.conv_net(task) {
+            let layers = spec.layers().expect("checked by conv_net");
+            let shapes: Vec<usize> = layers
+                .iter()
+                .map(|(shape, conv)| {
+                    let positions = conv.map_or(1, |c| {
+                        let (h, w) = c
+                            .out_hw(shape.dims[2], shape.dims[3])
+                            .expect("checked by conv_net");
+                        h * w
+                    });
+                    shape.fan_out() * positions
+                })
+                .collect();
+            w.extend(shapes);
+            return w;
+        }
         w.extend(&self.hidden);
         w.push(task.output().dim());
         w
+    }
+
+    /// The prunable weight shapes on `task`.
+    pub fn shapes(&self, task: &dyn Task) -> Result<Vec<LayerShape>, String> {
+        match self.conv_net(task)? {
+            Some(spec) => Ok(spec
+                .layers()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|(shape, _)| shape)
+                .collect()),
+            None => Network::mlp_shapes(&self.widths(task)).map_err(|e| e.to_string()),
+        }
     }
 
     /// θ_0 for a task and seed.
@@ -205,7 +338,10 @@ impl ModelSpec {
         task: &dyn Task,
         streams: &ticketbench_core::Streams,
     ) -> Result<Network, CoreError> {
-        Network::mlp(&self.widths(task), self.bias, self.init, streams)
+        match self.conv_net(task).map_err(CoreError::ShapeMismatch)? {
+            Some(spec) => Network::conv_net(&spec, self.bias, self.init, streams),
+            None => Network::mlp(&self.widths(task), self.bias, self.init, streams),
+        }
     }
 
     /// The target this model plants for `task`, if it plants one; errors explain why a
@@ -214,6 +350,12 @@ impl ModelSpec {
         let Some(kind) = self.plant else {
             return Ok(None);
         };
+        if !self.conv.is_empty() {
+            return Err(format!(
+                "model `{}`: planting needs an MLP host; the targets are dense networks",
+                self.label()
+            ));
+        }
         if kind != PlantKind::Pns {
             return Err(format!(
                 "`plant: {}` is not available in suites: its certified ticket prunes biases, which ticketbench's pruners never do; build it with `ticketbench plant --kind strong`",
@@ -242,11 +384,7 @@ impl ModelSpec {
     /// Density of the planted ticket (target nonzeros / host weights) for `task`.
     pub fn planted_density(&self, task: &dyn Task) -> Option<Density> {
         let target = self.planted_target(task).ok()??;
-        let total: usize = Network::mlp_shapes(&self.widths(task))
-            .ok()?
-            .iter()
-            .map(|s| s.len())
-            .sum();
+        let total: usize = self.shapes(task).ok()?.iter().map(|s| s.len()).sum();
         Density::new(target.nonzero_weights() as f64 / total as f64).ok()
     }
 }
@@ -296,6 +434,9 @@ struct SuiteFile {
 pub struct SuiteTask {
     pub label: String,
     pub task: Arc<dyn Task>,
+    /// The recipe this task's jobs train with: the suite's `train:` with the task entry's own
+    /// `train:` fields laid over it.
+    pub train: TrainRecipe,
 }
 
 impl SuiteTask {
@@ -321,6 +462,7 @@ pub struct Suite {
     pub methods: Vec<SuiteMethod>,
     pub densities: Vec<DensitySpec>,
     pub seeds: Vec<u64>,
+    /// The suite-wide `train:` (each task's effective recipe is [`SuiteTask::train`]).
     pub train: TrainRecipe,
     pub device: DeviceSpec,
     /// Train every ticket also on the other tasks with the same input width and output kind.
@@ -394,10 +536,12 @@ fn build_entries<T>(
     for spec in &list.value {
         let entry =
             build(&spec.value.name, &spec.value.params).map_err(|e| at(&spec.referenced, e))?;
-        let defaults =
-            build(&spec.value.name, &Params::new()).map_err(|e| at(&spec.referenced, e))?;
+        // Entries with required parameters (file paths) have no defaults: every shown
+        // parameter then counts as changed.
+        let defaults = build(&spec.value.name, &Params::new())
+            .map_or_else(|_| serde_json::json!({}), |d| describe(&d).1);
         let (name, params) = describe(&entry);
-        let label = label(name, &params, &describe(&defaults).1);
+        let label = label(name, &params, &defaults);
         if built.iter().any(|(l, _)| *l == label) {
             return Err(at(
                 &spec.referenced,
@@ -407,6 +551,51 @@ fn build_entries<T>(
         built.push((label, entry));
     }
     Ok(built)
+}
+
+/// Makes the relative file parameters of a task entry (`TaskInfo::paths`) relative to the
+/// suite file's directory `base`, so a suite runs from any working directory.
+fn resolve_paths(task: &str, params: &mut Params, base: &Path) {
+    let Some(info) = task_registry::info(task) else {
+        return;
+    };
+    for key in info.paths {
+        if let Some(serde_json::Value::String(p)) = params.get_mut(*key)
+            && Path::new(p.as_str()).is_relative()
+        {
+            *p = base.join(p.as_str()).to_string_lossy().into_owned();
+        }
+    }
+}
+
+/// A task's parameters as its label shows them: without file paths and their digests, which
+/// the results record in full (`task_params`).
+fn label_params(task: &dyn Task) -> serde_json::Value {
+    let mut params = task.params();
+    if let (Some(map), Some(info)) = (params.as_object_mut(), task_registry::info(task.name())) {
+        for key in info.paths.iter().chain(&["blake3"]) {
+            map.remove(*key);
+        }
+    }
+    params
+}
+
+/// `base` with the fields of a task entry's `train:` map laid over it, validated.
+fn task_recipe(base: &TrainRecipe, fields: serde_json::Value) -> Result<TrainRecipe, String> {
+    let serde_json::Value::Object(fields) = fields else {
+        return Err(format!(
+            "expected a map of recipe fields (e.g. `{{epochs: 200, lr: 0.003}}`), found `{fields}`"
+        ));
+    };
+    let mut merged = match serde_json::to_value(base).expect("a recipe serializes") {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("a recipe is a struct"),
+    };
+    merged.extend(fields);
+    let recipe: TrainRecipe =
+        serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| e.to_string())?;
+    recipe.validate()?;
+    Ok(recipe)
 }
 
 /// A serde-saphyr error as `path:line:column: message`, followed by its source snippet.
@@ -463,24 +652,55 @@ impl Suite {
             }
         };
 
+        let train = match file.train {
+            None => TrainRecipe::default(),
+            Some(t) => {
+                t.value
+                    .validate()
+                    .map_err(|e| at(&t.referenced, format!("train: {e}")))?;
+                t.value
+            }
+        };
+
+        // A task entry's `train:` is the suite's, not the task's: take it out before the
+        // task's own parameters are checked.
+        let mut task_specs = file.tasks;
+        let mut task_recipes = Vec::new();
+        let base = path.parent().unwrap_or(Path::new(""));
+        for spec in &mut task_specs.value {
+            resolve_paths(&spec.value.name, &mut spec.value.params, base);
+            let recipe = match spec.value.params.remove("train") {
+                None => train.clone(),
+                Some(fields) => task_recipe(&train, fields).map_err(|e| {
+                    at(
+                        &spec.referenced,
+                        format!("task `{}`: train: {e}", spec.value.name),
+                    )
+                })?,
+            };
+            task_recipes.push(recipe);
+        }
         let tasks = build_entries(
-            &file.tasks,
+            &task_specs,
             "task",
             &task_registry::task_names(),
             |name, params| task_registry::build(name, params).map_err(|e| e.to_string()),
-            |task| (task.name(), task.params()),
+            |task| (task.name(), label_params(task.as_ref())),
             &at,
         )?
         .into_iter()
-        .map(|(label, task)| SuiteTask {
+        .zip(task_recipes)
+        .map(|((label, task), train)| SuiteTask {
             label,
             task: Arc::from(task),
+            train,
         })
         .collect::<Vec<_>>();
 
         let models = match file.models {
             None => vec![ModelSpec {
                 name: None,
+                conv: Vec::new(),
                 hidden: vec![100, 100, 100],
                 init: default_init(),
                 bias: true,
@@ -529,6 +749,9 @@ impl Suite {
                     }
                     for t in tasks.iter().filter(|t| m.value.runs_on(t)) {
                         m.value
+                            .conv_net(t.task.as_ref())
+                            .map_err(|e| at(&m.referenced, format!("task {}: {e}", t.label)))?;
+                        m.value
                             .planted_target(t.task.as_ref())
                             .map_err(|e| at(&m.referenced, format!("task {}: {e}", t.label)))?;
                     }
@@ -552,6 +775,17 @@ impl Suite {
             pruner: Arc::from(pruner),
         })
         .collect::<Vec<_>>();
+        if models.iter().any(|m| !m.conv.is_empty())
+            && let Some(i) = suite_methods.iter().position(|m| !m.pruner.supports_conv())
+        {
+            return Err(at(
+                &file.methods.value[i].referenced,
+                format!(
+                    "method `{}` does not run on convolutional models yet (its host-side computation covers dense layers only); list it in a suite without `conv:` models",
+                    suite_methods[i].label
+                ),
+            ));
+        }
         if models.iter().all(|m| m.plant.is_none())
             && let Some(i) = suite_methods
                 .iter()
@@ -580,8 +814,9 @@ impl Suite {
                     // Every density must keep at least one weight of every network.
                     for t in &tasks {
                         for m in &models {
-                            let shapes = Network::mlp_shapes(&m.widths(t.task.as_ref()))
-                                .map_err(|e| at(&d.referenced, e.to_string()))?;
+                            let shapes = m
+                                .shapes(t.task.as_ref())
+                                .map_err(|e| at(&d.referenced, e))?;
                             let total = shapes.iter().map(|s| s.len()).sum();
                             target_count(density, total).map_err(|e| {
                                 at(
@@ -635,16 +870,6 @@ impl Suite {
                 format!("seeds {seeds:?} contain a duplicate"),
             ));
         }
-
-        let train = match file.train {
-            None => TrainRecipe::default(),
-            Some(t) => {
-                t.value
-                    .validate()
-                    .map_err(|e| at(&t.referenced, format!("train: {e}")))?;
-                t.value
-            }
-        };
 
         let device = match file.device {
             None => DeviceSpec::Cpu,
@@ -720,6 +945,33 @@ mod tests {
         assert_eq!(s.models[0].label(), "mlp-100x100x100");
         assert_eq!(s.train, TrainRecipe::default());
         assert_eq!(s.device, DeviceSpec::Cpu);
+    }
+
+    #[test]
+    fn a_task_entry_overrides_fields_of_the_suite_recipe() {
+        let s = parse(
+            "tasks: [circle, {name: relu, train: {epochs: 3, lr: 0.01}}]\nmethods: [dense]\ndensities: [0.5]\nseeds: 1\ntrain: {optimizer: sgd, momentum: 0.9, epochs: 7}\n",
+        )
+        .unwrap();
+        assert_eq!(s.tasks[0].train, s.train);
+        assert_eq!(s.train.epochs, 7);
+        let relu = &s.tasks[1];
+        assert_eq!(relu.label, "relu");
+        assert_eq!((relu.train.epochs, relu.train.lr), (3, 0.01));
+        assert_eq!(relu.train.momentum, 0.9, "other fields come from the suite");
+        let e = parse("tasks: [{name: relu, train: {epoch: 3}}]\nmethods: [dense]\ndensities: [0.5]\nseeds: 1\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with("test.yaml:1:") && e.contains("epoch") && e.contains("epochs"),
+            "{e}"
+        );
+        let e = parse("tasks: [{name: relu, train: {lr: -1}}]\nmethods: [dense]\ndensities: [0.5]\nseeds: 1\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("task `relu`: train: lr -1"), "{e}");
     }
 
     #[test]

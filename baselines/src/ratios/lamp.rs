@@ -102,6 +102,7 @@ mod tests {
                     shape,
                     weight,
                     bias: None,
+                    conv: None,
                 })
                 .collect(),
         }

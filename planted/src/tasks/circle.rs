@@ -35,6 +35,7 @@ pub(super) const INFO: TaskInfo = TaskInfo {
     name: "circle",
     summary: "2-D inputs, 4 concentric-ring classes, 1% adjacent-ring label noise (classification)",
     citation: "Fischer & Burkholz 2022, Plant 'n' Seek, arXiv 2111.11153",
+    paths: &[],
     build: |p| {
         let params: CircleParams = parse_params(INFO.name, p)?;
         Split {

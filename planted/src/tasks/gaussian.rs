@@ -34,6 +34,7 @@ pub(super) const INFO: TaskInfo = TaskInfo {
     name: "gaussian",
     summary: "N(0, I) inputs with uniformly random labels: no signal, for mechanics and speed",
     citation: "ticketbench (mechanics-only task)",
+    paths: &[],
     build: |p| {
         let params: GaussianParams = parse_params(INFO.name, p)?;
         Split {

@@ -15,6 +15,7 @@ pub(super) const INFO: TaskInfo = TaskInfo {
     name: "helix",
     summary: "1-D input, 3-D regression of a helix curve with N(0, 0.01²) noise",
     citation: "Fischer & Burkholz 2022, Plant 'n' Seek, arXiv 2111.11153",
+    paths: &[],
     build: |p| {
         Ok(Box::new(Helix {
             params: RegressionParams::parse(INFO.name, p)?,

@@ -2,18 +2,31 @@
 //!
 //! Adding a task: one module implementing [`Task`] plus one line in [`TASKS`].
 
+mod cifar;
 mod circle;
+mod digits;
 mod gaussian;
 mod helix;
+mod idx;
 mod relu;
+mod smc_facts;
+mod smc_modchain;
+mod smc_potts;
+mod stored;
 
+pub use cifar::Cifar;
 pub use circle::Circle;
+pub use digits::Digits;
 pub use gaussian::{Gaussian, GaussianParams};
 pub use helix::Helix;
 pub(crate) use helix::helix_point;
+pub use idx::Idx;
 pub use relu::Relu;
+pub use smc_facts::SmcFacts;
+pub use smc_modchain::SmcModchain;
+pub use smc_potts::{PottsModel, SmcPotts};
 
-use crate::{Dataset, OutputKind, PlantError, TargetNet, Targets, TaskData};
+use crate::{Dataset, ImageShape, OutputKind, PlantError, TargetNet, Targets, TaskData};
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 use ticketbench_core::{StreamRng, Streams, sample_index};
@@ -41,6 +54,11 @@ pub trait Task: Send + Sync {
     fn output(&self) -> OutputKind;
     /// Train and test splits, drawn only from streams named `task/<name>/…` of `streams`.
     fn generate(&self, streams: &Streams) -> TaskData;
+    /// The geometry of image inputs (each example stored CHW, `input_dim` =
+    /// `channels·height·width`); `None` for inputs that are not images.
+    fn image_shape(&self) -> Option<ImageShape> {
+        None
+    }
     /// The hand-crafted sparse target of depth `depth` (layers including input and output)
     /// that solves this task (planting.md §2); an error for tasks without one.
     fn target(&self, depth: usize) -> Result<TargetNet, PlantError> {
@@ -54,11 +72,25 @@ pub struct TaskInfo {
     pub name: &'static str,
     pub summary: &'static str,
     pub citation: &'static str,
+    /// Parameters that name files or directories: a suite resolves them relative to the
+    /// suite file before `build` reads them.
+    pub paths: &'static [&'static str],
     pub build: fn(&Params) -> Result<Box<dyn Task>, TaskError>,
 }
 
 /// Every task ticketbench ships, by suite-file name.
-pub const TASKS: &[TaskInfo] = &[relu::INFO, circle::INFO, helix::INFO, gaussian::INFO];
+pub const TASKS: &[TaskInfo] = &[
+    relu::INFO,
+    circle::INFO,
+    helix::INFO,
+    gaussian::INFO,
+    smc_facts::INFO,
+    smc_modchain::INFO,
+    smc_potts::INFO,
+    digits::INFO,
+    idx::INFO,
+    cifar::INFO,
+];
 
 /// Builds the task `name` from suite-file parameters.
 pub fn build(name: &str, params: &Params) -> Result<Box<dyn Task>, TaskError> {
@@ -70,6 +102,11 @@ pub fn build(name: &str, params: &Params) -> Result<Box<dyn Task>, TaskError> {
             valid: task_names().join(", "),
         })?;
     (info.build)(params)
+}
+
+/// The registry entry of task `name`, if there is one.
+pub fn info(name: &str) -> Option<&'static TaskInfo> {
+    TASKS.iter().find(|t| t.name == name)
 }
 
 pub fn task_names() -> Vec<&'static str> {
@@ -198,7 +235,19 @@ mod tests {
 
     #[test]
     fn every_task_is_deterministic_per_seed_and_sized() {
+        // Closed-book memorisation tasks (SMC-lite): test is the training table itself and
+        // the seed changes at least the row order (smc-modchain's rows are seed-independent).
+        const MEMORISES: &[&str] = &["smc-facts", "smc-modchain"];
+        // Tasks whose default sizes are not Plant 'n' Seek's 9000/1000.
+        const OWN_SIZES: &[&str] = &["gaussian", "smc-facts", "smc-modchain", "smc-potts"];
+        // Tasks reading files on disk have required parameters (tested in their modules).
+        const NEED_FILES: &[&str] = &["idx", "cifar"];
         for info in TASKS {
+            if NEED_FILES.contains(&info.name) {
+                let e = (info.build)(&Params::new()).err().unwrap().to_string();
+                assert!(e.contains("missing field"), "{}: {e}", info.name);
+                continue;
+            }
             let task = (info.build)(&Params::new()).unwrap();
             let a = task.generate(&Streams::new(1));
             let b = task.generate(&Streams::new(1));
@@ -210,15 +259,22 @@ mod tests {
                 info.name
             );
             assert_eq!(a.train.input_dim, task.input_dim());
-            if info.name != "gaussian" {
+            if info.name == "digits" {
+                // The fixed stratified split of the vendored file (digits.rs).
+                assert_eq!((a.train.len(), a.test.len()), (1352, 445));
+            } else if !OWN_SIZES.contains(&info.name) {
                 assert_eq!((a.train.len(), a.test.len()), (9000, 1000), "{}", info.name);
             }
-            assert_ne!(
-                a.train.inputs[..10],
-                a.test.inputs[..10],
-                "{}: splits are one draw",
-                info.name
-            );
+            if MEMORISES.contains(&info.name) {
+                assert_eq!(a.train, a.test, "{}: test is the full table", info.name);
+            } else {
+                assert_ne!(
+                    a.train.inputs[..10],
+                    a.test.inputs[..10],
+                    "{}: splits are one draw",
+                    info.name
+                );
+            }
         }
     }
 

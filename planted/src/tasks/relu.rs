@@ -55,6 +55,7 @@ pub(super) const INFO: TaskInfo = TaskInfo {
     name: "relu",
     summary: "1-D regression of max(0, x) with N(0, 0.01²) noise",
     citation: "Fischer & Burkholz 2022, Plant 'n' Seek, arXiv 2111.11153",
+    paths: &[],
     build: |p| {
         Ok(Box::new(Relu {
             params: RegressionParams::parse(INFO.name, p)?,

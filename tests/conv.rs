@@ -1,0 +1,243 @@
+//! Convolutional networks: the device forward is the textbook convolution, masked conv
+//! weights stay exactly zero through training, layerwise ratio rules see conv fan-ins, and
+//! suites pair conv models only with methods that support them.
+
+use std::path::Path;
+use ticketbench::device::DeviceSpec;
+use ticketbench::engine::Engine;
+use ticketbench::runner::suite::Suite;
+use ticketbench::train::{Optimizer, TrainRecipe};
+use ticketbench_baselines::ratios::rule;
+use ticketbench_baselines::{RuleInput, random_ticket};
+use ticketbench_core::{ConvNetSpec, ConvSpec, Density, InitScheme, Network, Streams};
+use ticketbench_planted::{Dataset, OutputKind, TaskData, tasks};
+
+fn conv(channels: usize, stride: usize) -> ConvSpec {
+    ConvSpec {
+        channels,
+        kernel: 3,
+        stride,
+        padding: 1,
+    }
+}
+
+/// The digits task, its first `n` training rows as both splits (fast tests).
+fn digits(n: usize) -> TaskData {
+    let data = tasks::build("digits", &Default::default())
+        .unwrap()
+        .generate(&Streams::new(0));
+    let rows: Vec<usize> = (0..n).collect();
+    TaskData {
+        output: data.output,
+        train: data.train.rows(&rows),
+        test: data.train.rows(&rows),
+    }
+}
+
+fn digits_net(seed: u64) -> Network {
+    let spec = ConvNetSpec {
+        input: [1, 8, 8],
+        convs: vec![conv(4, 1), conv(8, 2)],
+        hidden: vec![16],
+        outputs: 10,
+    };
+    Network::conv_net(&spec, true, InitScheme::KaimingUniform, &Streams::new(seed)).unwrap()
+}
+
+fn devices() -> Vec<DeviceSpec> {
+    let mut d = vec![DeviceSpec::Cpu];
+    if cfg!(feature = "ndarray") {
+        d.push(DeviceSpec::NdArray);
+    }
+    d
+}
+
+/// Mean cross-entropy of the host f64 reference forward (core's im2col convolution).
+fn host_cross_entropy(net: &Network, split: &Dataset) -> f64 {
+    let ticketbench_planted::Targets::Classes(y) = &split.targets else {
+        unreachable!()
+    };
+    let d = split.input_dim;
+    let total: f64 = (0..split.len())
+        .map(|r| {
+            let x: Vec<f64> = split.inputs[r * d..(r + 1) * d]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let z = net.forward_f64(&x);
+            let max = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+            let lse = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+            lse - z[y[r] as usize]
+        })
+        .sum();
+    total / split.len() as f64
+}
+
+#[test]
+fn device_conv_forward_matches_the_host_reference() {
+    let data = digits(64);
+    let net = digits_net(1);
+    let mask = random_ticket(&net.shapes(), &[20, 150, 1500, 100], &Streams::new(2), "t");
+    let masked = {
+        let mut n = net.clone();
+        mask.apply(&mut n);
+        n
+    };
+    let want = host_cross_entropy(&masked, &data.test);
+    for device in devices() {
+        let engine = Engine::new(device).unwrap();
+        let eval = engine.evaluate(&net, &mask, &engine.upload(&data)).unwrap();
+        assert!(
+            (eval.loss - want).abs() < 1e-4,
+            "{device}: device loss {} vs host {want}",
+            eval.loss
+        );
+    }
+}
+
+#[test]
+fn masked_conv_weights_stay_zero_and_unmasked_weights_change() {
+    let data = digits(256);
+    let net = digits_net(3);
+    let mask = random_ticket(&net.shapes(), &[12, 100, 1000, 80], &Streams::new(4), "t");
+    let recipes = [
+        TrainRecipe {
+            optimizer: Optimizer::Sgd,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 1e-3,
+            epochs: 2,
+            batch_size: 32,
+        },
+        TrainRecipe {
+            optimizer: Optimizer::Adam,
+            lr: 1e-2,
+            momentum: 0.0,
+            weight_decay: 1e-3,
+            epochs: 2,
+            batch_size: 32,
+        },
+    ];
+    for device in devices() {
+        let engine = Engine::new(device).unwrap();
+        let uploaded = engine.upload(&data);
+        for recipe in &recipes {
+            let out = engine
+                .train(
+                    &net,
+                    &mask,
+                    &uploaded,
+                    recipe,
+                    &Streams::new(5),
+                    &mut |_| {},
+                )
+                .unwrap();
+            assert!(out.diverged.is_none());
+            for (l, (after, before)) in out.net.layers.iter().zip(&net.layers).enumerate() {
+                assert_eq!(after.conv, before.conv, "geometry is kept");
+                let keep = mask.layer(l);
+                let mut changed = 0;
+                for ((a, b), &k) in after.weight.iter().zip(&before.weight).zip(keep) {
+                    if k {
+                        changed += usize::from(a != b);
+                    } else {
+                        assert_eq!(*a, 0.0, "{device} layer {l}: a pruned weight moved");
+                    }
+                }
+                assert!(
+                    changed * 10 > mask.layer_kept()[l] * 9,
+                    "{device} layer {l}: only {changed} kept weights changed"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn erk_and_er_on_a_conv_net_match_the_worked_example() {
+    // methods.md §2.4: shapes (8,1,3,3), (16,8,3,3), dense (10, 784) — a 1×14×14 input, a
+    // stride-1 and a stride-2 convolution, flattened 16·7·7 = 784 into the classifier.
+    let spec = ConvNetSpec {
+        input: [1, 14, 14],
+        convs: vec![conv(8, 1), conv(16, 2)],
+        hidden: vec![],
+        outputs: 10,
+    };
+    let net = Network::conv_net(&spec, false, InitScheme::KaimingNormal, &Streams::new(0)).unwrap();
+    let dims: Vec<Vec<usize>> = net.shapes().into_iter().map(|s| s.dims).collect();
+    assert_eq!(
+        dims,
+        vec![vec![8, 1, 3, 3], vec![16, 8, 3, 3], vec![10, 784]]
+    );
+    let cases = [
+        ("erk", 0.5, [1.0, 0.140954, 0.548166]),
+        ("er", 0.5, [1.0, 0.827970, 0.447217]),
+        ("erk", 0.1, [0.225070, 0.028134, 0.109411]),
+        ("er", 0.1, [0.934647, 0.155775, 0.084139]),
+    ];
+    for (name, d, want) in cases {
+        let got = rule(name)
+            .unwrap()
+            .densities(RuleInput::Network(&net), Density::new(d).unwrap())
+            .unwrap();
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{name} at {d}: {got:?} vs {want:?}");
+        }
+    }
+}
+
+#[test]
+fn suites_check_conv_models_against_tasks_and_methods() {
+    let parse = |text: &str| Suite::parse(text, Path::new("conv.yaml"));
+    let ok = parse(
+        "tasks: [digits]\nmodels: [{conv: [8, {channels: 16, stride: 2}], hidden: [32]}]\nmethods: [dense, magnitude, snip, edge-popup]\ndensities: [0.2]\nseeds: 1\n",
+    )
+    .unwrap();
+    assert_eq!(ok.models[0].label(), "cnn-8x16s2-32");
+    let task = ok.tasks[0].task.as_ref();
+    assert_eq!(ok.models[0].widths(task), vec![64, 512, 256, 32, 10]);
+    let shapes: Vec<Vec<usize>> = ok.models[0]
+        .shapes(task)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.dims)
+        .collect();
+    assert_eq!(shapes[..2], [vec![8, 1, 3, 3], vec![16, 8, 3, 3]]);
+
+    let e = parse(
+        "tasks: [circle]\nmodels: [{conv: [8], hidden: [32]}]\nmethods: [dense]\ndensities: [0.2]\nseeds: 1\n",
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.starts_with("conv.yaml:2:") && e.contains("no image shape"),
+        "{e}"
+    );
+    let e = parse(
+        "tasks: [digits]\nmodels: [{conv: [8, {channels: 8, kernel: 11, padding: 0}], hidden: []}]\nmethods: [dense]\ndensities: [0.2]\nseeds: 1\n",
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("does not fit"), "{e}");
+    let e = parse(
+        "tasks: [digits]\nmodels: [{conv: [8], hidden: [32]}]\nmethods: [dense, synflow]\ndensities: [0.2]\nseeds: 1\n",
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.starts_with("conv.yaml:3:") && e.contains("synflow") && e.contains("convolutional"),
+        "{e}"
+    );
+    let e = parse(
+        "tasks: [digits]\nmodels: [{conv: [8], hidden: [32], plant: pns}]\nmethods: [dense]\ndensities: [0.2]\nseeds: 1\n",
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("planting needs an MLP"), "{e}");
+    // The output layer's width comes from the task; the classes are checked.
+    assert_eq!(digits(10).output, OutputKind::Classes(10));
+}
