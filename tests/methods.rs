@@ -236,6 +236,31 @@ fn magnitude_after_training_prunes_trained_weights_and_fine_tunes_them() {
 }
 
 #[test]
+fn random_after_training_masks_trained_weights_and_fine_tunes_them() {
+    let f = Fixture::circle(0);
+    let at_init = f.prune(method("random", serde_json::json!({})).as_ref(), 0.3);
+    assert!(
+        at_init.start.is_none(),
+        "the default random ticket keeps θ_0"
+    );
+    let after = method("random", serde_json::json!({"when": "trained"}));
+    assert_eq!(after.params()["when"], "trained");
+    assert!(
+        method("random", serde_json::json!({}))
+            .params()
+            .get("when")
+            .is_none(),
+        "the default leaves the hashed parameters of older results unchanged"
+    );
+    let out = f.prune(after.as_ref(), 0.3);
+    let start = out.start.expect("Random (After) fine-tunes from θ_T");
+    let trained = f.prune(method("magnitude", serde_json::json!({})).as_ref(), 0.3);
+    assert_eq!(Some(start), trained.start, "both start from the same θ_T");
+    // The same random stream chooses the positions: the mask is the at-init one.
+    assert_eq!(out.mask, at_init.mask);
+}
+
+#[test]
 fn snip_uses_gradient_times_weight() {
     // S = |g ⊙ θ| normalised: check against gradients computed independently.
     let f = Fixture::circle(2);

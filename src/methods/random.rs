@@ -13,7 +13,9 @@ use ticketbench_core::{Density, Scores, sample_standard_normal};
 /// then `k_l` positions chosen uniformly without replacement in each layer (partial
 /// Fisher–Yates, stream `random/layer/<l>`). `rule: global`: i.i.d. `N(0, 1)` scores and global
 /// exact-k (the SynFlow repository's baseline), so per-layer densities are random around D.
-/// Weights keep θ_0. Data-free.
+/// Weights keep θ_0; data-free. `when: trained`: the same random mask applied to θ_T (the
+/// dense network trained with the suite's recipe), which then fine-tunes from θ_T — SMC-Bench's
+/// "Random (After)" (Liu et al. 2023, arXiv 2303.02141; planting.md §6.2).
 /// Frankle & Carbin 2019 (arXiv 1803.03635); Su et al. 2020 (arXiv 2009.11094).
 pub struct Random {
     params: RandomParams,
@@ -24,12 +26,31 @@ pub struct Random {
 struct RandomParams {
     /// A ratio rule name (`uniform`, `erk`, …) or `global`.
     rule: String,
+    /// Which weights the ticket starts from. Left out of the parameters when `init`, so the
+    /// hashes of random tickets recorded before the option existed stay valid.
+    #[serde(skip_serializing_if = "When::is_init")]
+    when: When,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum When {
+    #[default]
+    Init,
+    Trained,
+}
+
+impl When {
+    fn is_init(&self) -> bool {
+        *self == When::Init
+    }
 }
 
 impl Default for RandomParams {
     fn default() -> Self {
         RandomParams {
             rule: "uniform".into(),
+            when: When::Init,
         }
     }
 }
@@ -72,7 +93,12 @@ impl Pruner for Random {
         ctx: &mut PruneContext<'_>,
         density: Density,
     ) -> Result<PruneOutcome, MethodError> {
-        let shapes = ctx.net.shapes();
+        let start = match self.params.when {
+            When::Init => None,
+            When::Trained => Some(ctx.dense_trained()?),
+        };
+        let net = start.as_ref().unwrap_or(ctx.net);
+        let shapes = net.shapes();
         if self.params.rule == GLOBAL {
             let mut rng = ctx.streams.stream("random/global");
             let scores = Scores {
@@ -85,12 +111,18 @@ impl Pruner for Random {
                     })
                     .collect(),
             };
-            return PruneOutcome::global_top_k(scores, density, Keep::Highest);
+            let mut outcome = PruneOutcome::global_top_k(scores, density, Keep::Highest)?;
+            outcome.start = start;
+            return Ok(outcome);
         }
-        // A random ticket at a weight-dependent rule (LAMP) uses θ_0's densities.
-        let counts = ratios::rule(&self.params.rule)?
-            .counts(ratios::RuleInput::Network(ctx.net), density)?;
+        // A random ticket at a weight-dependent rule (LAMP) uses the densities of the weights
+        // it starts from.
+        let counts =
+            ratios::rule(&self.params.rule)?.counts(ratios::RuleInput::Network(net), density)?;
         let mask = random_ticket(&shapes, &counts, ctx.streams, "random");
-        Ok(PruneOutcome::new(mask))
+        Ok(PruneOutcome {
+            start,
+            ..PruneOutcome::new(mask)
+        })
     }
 }

@@ -536,11 +536,19 @@ fn build_entries<T>(
     for spec in &list.value {
         let entry =
             build(&spec.value.name, &spec.value.params).map_err(|e| at(&spec.referenced, e))?;
-        // Entries with required parameters (file paths) have no defaults: every shown
-        // parameter then counts as changed.
-        let defaults = build(&spec.value.name, &Params::new())
-            .map_or_else(|_| serde_json::json!({}), |d| describe(&d).1);
         let (name, params) = describe(&entry);
+        // Entries with required parameters (file paths) have no defaults: the parameters
+        // the entry writes count as changed, the others as defaults.
+        let defaults = build(&spec.value.name, &Params::new()).map_or_else(
+            |_| {
+                let mut d = params.clone();
+                if let Some(map) = d.as_object_mut() {
+                    map.retain(|k, _| !spec.value.params.contains_key(k));
+                }
+                d
+            },
+            |d| describe(&d).1,
+        );
         let label = label(name, &params, &defaults);
         if built.iter().any(|(l, _)| *l == label) {
             return Err(at(
