@@ -61,6 +61,23 @@ pub(crate) struct DeviceSplit {
     pub len: usize,
 }
 
+impl DeviceSplit {
+    /// The same split without autodiff (no copy). Inference must use it with
+    /// `Module::valid()`: a forward through tracked parameters records a graph that holds
+    /// its inputs until a `backward()` that never comes, which kept one copy of the test
+    /// split alive per evaluation (measured: +150 MB per job on smc-facts).
+    pub(crate) fn without_autodiff(&self) -> DeviceSplit {
+        DeviceSplit {
+            x: self.x.clone().without_autodiff(),
+            y: match &self.y {
+                DeviceTargets::Classes(y) => DeviceTargets::Classes(y.clone().without_autodiff()),
+                DeviceTargets::Values(y) => DeviceTargets::Values(y.clone().without_autodiff()),
+            },
+            len: self.len,
+        }
+    }
+}
+
 /// A task's data, uploaded once per job and shared by pruning, training and evaluation.
 pub struct DeviceData {
     pub(crate) output: OutputKind,

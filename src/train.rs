@@ -8,6 +8,7 @@
 use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, DeviceSplit, DeviceTargets, Engine, EngineError, loss};
 use crate::model::{MaskedMlp, weight_grads};
+use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
@@ -452,6 +453,8 @@ pub(crate) fn batch(split: &DeviceSplit, idx: Tensor<1, Int>) -> (Tensor<2>, Dev
 const EVAL_CHUNK: usize = 4096;
 
 fn evaluate_split(model: &MaskedMlp, split: &DeviceSplit, output: OutputKind) -> Evaluation {
+    let model = model.valid();
+    let split = &split.without_autodiff();
     let (mut loss_sum, mut correct) = (0.0f64, 0i64);
     let device = split.x.device();
     for start in (0..split.len).step_by(EVAL_CHUNK) {
@@ -459,7 +462,7 @@ fn evaluate_split(model: &MaskedMlp, split: &DeviceSplit, output: OutputKind) ->
         let idx: Vec<i64> = (start as i64..end as i64).collect();
         let idx: Tensor<1, Int> = Tensor::from_data(TensorData::new(idx, [end - start]), &device);
         let (x, y) = batch(split, idx);
-        let pred = model.forward(x).detach();
+        let pred = model.forward(x);
         if let DeviceTargets::Classes(labels) = &y {
             let hits = pred
                 .clone()

@@ -1,7 +1,11 @@
 //! Convolutional networks: the device forward is the textbook convolution, masked conv
 //! weights stay exactly zero through training, layerwise ratio rules see conv fan-ins, and
-//! suites pair conv models only with methods that support them.
+//! suites check conv models against tasks, every method runs on them, and channel-structured
+//! masks keep whole channels.
 
+mod common;
+
+use common::{ok, records, ticketbench};
 use std::path::Path;
 use ticketbench::device::DeviceSpec;
 use ticketbench::engine::Engine;
@@ -80,7 +84,7 @@ fn device_conv_forward_matches_the_host_reference() {
     let mask = random_ticket(&net.shapes(), &[20, 150, 1500, 100], &Streams::new(2), "t");
     let masked = {
         let mut n = net.clone();
-        mask.apply(&mut n);
+        mask.apply(&mut n).unwrap();
         n
     };
     let want = host_cross_entropy(&masked, &data.test);
@@ -221,16 +225,12 @@ fn suites_check_conv_models_against_tasks_and_methods() {
     .unwrap()
     .to_string();
     assert!(e.contains("does not fit"), "{e}");
-    let e = parse(
-        "tasks: [digits]\nmodels: [{conv: [8], hidden: [32]}]\nmethods: [dense, synflow]\ndensities: [0.2]\nseeds: 1\n",
+    // Every method runs on convolutional models, the host-side ones included.
+    let all = parse(
+        "tasks: [digits]\nmodels: [{conv: [8], hidden: [32]}]\nmethods: [dense, synflow, grasp, prospr, ga, phew]\ndensities: [0.2]\nseeds: 1\n",
     )
-    .err()
-    .unwrap()
-    .to_string();
-    assert!(
-        e.starts_with("conv.yaml:3:") && e.contains("synflow") && e.contains("convolutional"),
-        "{e}"
-    );
+    .unwrap();
+    assert_eq!(all.methods.len(), 6);
     let e = parse(
         "tasks: [digits]\nmodels: [{conv: [8], hidden: [32], plant: pns}]\nmethods: [dense]\ndensities: [0.2]\nseeds: 1\n",
     )
@@ -240,4 +240,126 @@ fn suites_check_conv_models_against_tasks_and_methods() {
     assert!(e.contains("planting needs an MLP"), "{e}");
     // The output layer's width comes from the task; the classes are checked.
     assert_eq!(digits(10).output, OutputKind::Classes(10));
+}
+
+#[test]
+fn every_method_runs_on_a_conv_net_from_a_suite() {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/zoo-conv.yaml");
+    let out = tempfile::tempdir().unwrap();
+    ok(ticketbench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--quiet",
+    ]));
+    let records = records(out.path());
+    assert_eq!(records.len(), 21);
+    for info in ticketbench::methods::METHODS {
+        assert_eq!(
+            records.iter().any(|r| r["method"] == info.name),
+            info.name != "planted",
+            "{}",
+            info.name
+        );
+    }
+    let kept: u64 = 4 * 9 + 8 * 4 * 9 + 16 * 128 + 10 * 16;
+    for r in &records {
+        let want = if r["method"] == "dense" {
+            kept
+        } else {
+            (0.3 * kept as f64).round() as u64
+        };
+        let label = &r["method_label"];
+        assert_eq!(r["status"], "ok", "{label}");
+        assert_eq!(r["kept"], want, "{label}");
+        let acc = r["metrics"]["test_acc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{label}: {acc}");
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r["method_label"] == "magnitude[structure=channel]")
+    );
+}
+
+#[test]
+fn channel_structured_methods_keep_whole_channels_at_the_method_layer_counts() {
+    let task = digits(64);
+    let net = digits_net(3);
+    let engine = Engine::new(DeviceSpec::Cpu).unwrap();
+    let recipe = TrainRecipe {
+        epochs: 1,
+        ..TrainRecipe::default()
+    };
+    let streams = Streams::new(3);
+    let setup = common::PruneSetup {
+        engine: &engine,
+        net: &net,
+        task: &task,
+        recipe: &recipe,
+        streams: &streams,
+        planted: None,
+    };
+    let build = |name: &str, structure: Option<&str>| {
+        let mut params = ticketbench::methods::Params::new();
+        if let Some(s) = structure {
+            params.insert("structure".into(), s.into());
+        }
+        ticketbench::methods::build(name, &params).unwrap()
+    };
+    for name in ["magnitude", "snip", "synflow", "random", "grasp"] {
+        let element = setup.prune(build(name, None).as_ref(), 0.3).unwrap();
+        let channel = setup
+            .prune(build(name, Some("channel")).as_ref(), 0.3)
+            .unwrap();
+        assert_eq!(
+            channel.mask.layer_kept(),
+            element.mask.layer_kept(),
+            "{name}"
+        );
+        assert_ne!(
+            channel.mask, element.mask,
+            "{name}: the conv layers changed"
+        );
+        for (l, shape) in net.shapes().iter().enumerate() {
+            if shape.dims.len() == 4 {
+                let partial = channel
+                    .mask
+                    .layer(l)
+                    .chunks(shape.fan_in())
+                    .filter(|c| c.iter().any(|&b| b) && !c.iter().all(|&b| b))
+                    .count();
+                assert!(partial <= 1, "{name} layer {l}: {partial} partial channels");
+            } else {
+                assert_eq!(
+                    channel.mask.layer(l),
+                    element.mask.layer(l),
+                    "{name} layer {l}"
+                );
+            }
+        }
+    }
+    let parse = |name: &str, structure: &str| {
+        let params = serde_json::json!({ "structure": structure });
+        ticketbench::methods::build(name, params.as_object().unwrap())
+            .err()
+            .map(|e| e.to_string())
+    };
+    assert!(
+        parse("rigl", "channel")
+            .unwrap()
+            .contains("trains its own ticket")
+    );
+    assert!(
+        parse("dense", "channel")
+            .unwrap()
+            .contains("does not prune")
+    );
+    assert!(
+        parse("snip", "rows")
+            .unwrap()
+            .contains("`element` (the default) or `channel`")
+    );
+    assert!(parse("snip", "element").is_none());
 }

@@ -1,8 +1,10 @@
 //! Conformance of every registered method, and the invariants methods.md states for each.
 
+mod common;
+
 use ticketbench::device::DeviceSpec;
 use ticketbench::engine::Engine;
-use ticketbench::methods::{self, MethodCache, PruneContext, PruneOutcome, Pruner, Schedule};
+use ticketbench::methods::{self, PruneOutcome, Pruner, Schedule};
 use ticketbench::train::TrainRecipe;
 use ticketbench_core::{Density, InitScheme, Network, Streams, target_count};
 use ticketbench_planted::{PlantedTicket, plant_pns, tasks};
@@ -64,24 +66,19 @@ impl Fixture {
         )
     }
 
-    fn prune(&self, method: &dyn Pruner, density: f64) -> PruneOutcome {
-        let data = self.engine.upload(&self.task);
-        let mut trained = None;
-        let mut ctx = PruneContext {
+    fn setup(&self) -> common::PruneSetup<'_> {
+        common::PruneSetup {
             engine: &self.engine,
             net: &self.net,
             task: &self.task,
-            data: &data,
             recipe: &self.recipe,
             streams: &self.streams,
-            trained_dense: &mut trained,
-            cache: &mut MethodCache::new(),
-            progress: &mut |_| {},
             planted: self.planted.as_ref(),
-        };
-        method
-            .prune(&mut ctx, Density::new(density).unwrap())
-            .unwrap()
+        }
+    }
+
+    fn prune(&self, method: &dyn Pruner, density: f64) -> PruneOutcome {
+        self.setup().prune(method, density).unwrap()
     }
 }
 
@@ -391,22 +388,10 @@ fn dynamic_methods_keep_layer_counts_and_change_the_mask() {
     );
     assert!(zero_outside(&trained.net, &granet.mask));
     // GraNet with too coarse an update interval can never reach the target: a clear error.
-    let data = f.engine.upload(&f.task);
-    let mut trained_dense = None;
-    let mut ctx = PruneContext {
-        engine: &f.engine,
-        net: &f.net,
-        task: &f.task,
-        data: &data,
-        recipe: &f.recipe,
-        streams: &f.streams,
-        trained_dense: &mut trained_dense,
-        cache: &mut MethodCache::new(),
-        progress: &mut |_| {},
-        planted: None,
-    };
-    let err = method("granet", serde_json::json!({}))
-        .prune(&mut ctx, Density::new(0.1).unwrap())
+    let granet = method("granet", serde_json::json!({}));
+    let err = f
+        .setup()
+        .prune(granet.as_ref(), 0.1)
         .expect_err("ΔT = 1000 exceeds a 3-epoch run")
         .to_string();
     assert!(err.contains("update_every"), "{err}");

@@ -155,8 +155,8 @@ fn loss_gradients_match_finite_differences() {
             .unwrap()
             .loss_gradients(&net, &mask, &batch, OutputKind::Regression(2))
             .unwrap();
-        for l in 0..net.layers.len() {
-            for i in 0..net.layers[l].weight.len() {
+        for (l, layer) in net.layers.iter().enumerate() {
+            for i in 0..layer.weight.len() {
                 let h = 1e-3f32;
                 let (mut plus, mut minus) = (net.clone(), net.clone());
                 plus.layers[l].weight[i] += h;

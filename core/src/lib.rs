@@ -8,6 +8,8 @@
 //! * [`Density`] and [`select`]: validated densities and the exact-k selection rule shared by
 //!   every pruning method (keep exactly `round_half_up(d·N)` entries, ties by flat index).
 //!
+//! * [`channel_structured`]: the channel-level structured version of a convolution mask.
+//!
 //! No tensor engine here: this crate compiles in seconds and is tested on its own.
 
 mod conv;
@@ -18,6 +20,7 @@ mod mask;
 mod network;
 pub mod select;
 mod streams;
+mod structure;
 
 pub use conv::{Conv2d, Im2col};
 pub use density::{Density, target_count};
@@ -27,3 +30,4 @@ pub use mask::Mask;
 pub use network::{ConvNetSpec, ConvSpec, Layer, LayerShape, Network};
 pub use select::Scores;
 pub use streams::{StreamRng, Streams, sample_index, sample_standard_normal, sample_uniform};
+pub use structure::channel_structured;

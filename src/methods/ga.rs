@@ -5,7 +5,7 @@ use super::{
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use ticketbench_core::{
-    CoreError, Density, Mask, Network, StreamRng, Streams, sample_index, sample_uniform,
+    CoreError, Density, Im2col, Mask, Network, StreamRng, Streams, sample_index, sample_uniform,
     target_count,
 };
 use ticketbench_planted::{Dataset, OutputKind, Targets};
@@ -50,7 +50,9 @@ use ticketbench_planted::{Dataset, OutputKind, Targets};
 /// `⌈batch/C⌉` per class, regression `4·⌈batch/4⌉` random rows) instead of the whole
 /// training set; the forward pass is a sparse, batched version of `Network::forward_f64` on
 /// the masked θ_0 that visits kept weights only, in the same summation order (identical
-/// values, held by a test). The run stops after `generations` (100) generations or once the
+/// values, held by a test); a convolution's kept kernel entry contributes at every output
+/// position its tap does not fall in the padding (the im2col map of core's `Im2col`), and
+/// the genome has one bit per kernel entry like any weight. The run stops after `generations` (100) generations or once the
 /// best primary fitness has not changed for `patience` (50) generations. Random choices come
 /// from the streams `ga/init`, `ga/recombine`, `ga/mutate`, `ga/migrate`. Weights keep θ_0.
 /// Events: `ga_generations`, `ga_evaluations`, `ga_fitness_initial`, `ga_fitness` (best
@@ -283,6 +285,8 @@ enum BatchTargets {
 struct Evaluator<'a> {
     net: &'a Network,
     offsets: Vec<usize>,
+    /// The im2col map of every convolution layer (`None` for dense layers).
+    maps: Vec<Option<Im2col>>,
     rows: usize,
     /// Inputs unit-major: `x[i·rows + r]`.
     x: Vec<f64>,
@@ -328,6 +332,7 @@ impl<'a> Evaluator<'a> {
         Ok(Evaluator {
             net,
             offsets: offsets(net),
+            maps: net.layers.iter().map(|l| l.im2col()).collect(),
             rows,
             x,
             targets,
@@ -336,7 +341,11 @@ impl<'a> Evaluator<'a> {
 
     /// Outputs of θ_0 masked by `genome`, unit-major (`out[o·rows + r]`). Per output unit the
     /// kept weights are summed in increasing input order and the bias is added last, as in
-    /// `Network::forward_f64` (pruned terms are ±0 there, so the values are identical).
+    /// `Network::forward_f64` (pruned terms are ±0 there, so the values are identical). A
+    /// convolution's kept kernel entry `W[o, t]` adds `W[o, t] · x[input_at(p, t)]` to output
+    /// `(o, p)` at every position `p` whose tap `t` is not in the padding, so each output is
+    /// again summed over its kept taps in increasing order (the CHW layout of
+    /// `Network::forward_f64`, one unit per channel and position).
     fn outputs(&self, genome: &[u32]) -> Vec<f64> {
         let n = self.rows;
         let last = self.net.layers.len() - 1;
@@ -344,23 +353,38 @@ impl<'a> Evaluator<'a> {
         let mut pos = 0;
         for (l, layer) in self.net.layers.iter().enumerate() {
             let (fan_out, fan_in) = (layer.shape.fan_out(), layer.shape.fan_in());
+            let positions = layer.positions();
             let (start, end) = (self.offsets[l], self.offsets[l + 1]);
             let input = act.as_deref().unwrap_or(&self.x);
-            let mut out = vec![0.0; fan_out * n];
+            let mut out = vec![0.0; fan_out * positions * n];
+            let axpy = |dst: &mut [f64], w: f64, i: usize| {
+                for (dst, s) in dst.iter_mut().zip(&input[i * n..(i + 1) * n]) {
+                    *dst += w * s;
+                }
+            };
             while pos < genome.len() && (genome[pos] as usize) < end {
                 let local = genome[pos] as usize - start;
-                let (o, i) = (local / fan_in, local % fan_in);
+                let (o, t) = (local / fan_in, local % fan_in);
                 let w = layer.weight[local] as f64;
-                let src = &input[i * n..(i + 1) * n];
-                for (dst, s) in out[o * n..(o + 1) * n].iter_mut().zip(src) {
-                    *dst += w * s;
+                match &self.maps[l] {
+                    None => axpy(&mut out[o * n..(o + 1) * n], w, t),
+                    Some(map) => {
+                        let block = &mut out[o * positions * n..(o + 1) * positions * n];
+                        for (p, dst) in block.chunks_mut(n.max(1)).enumerate() {
+                            if let Some(i) = map.input_at(p, t) {
+                                axpy(dst, w, i);
+                            }
+                        }
+                    }
                 }
                 pos += 1;
             }
             if let Some(bias) = &layer.bias {
                 for (o, &b) in bias.iter().enumerate() {
                     let b = b as f64;
-                    out[o * n..(o + 1) * n].iter_mut().for_each(|v| *v += b);
+                    out[o * positions * n..(o + 1) * positions * n]
+                        .iter_mut()
+                        .for_each(|v| *v += b);
                 }
             }
             if l != last {
@@ -540,11 +564,6 @@ impl Ga {
 }
 
 impl Pruner for Ga {
-    // Host-side computation over dense layers only (docs/decisions.md).
-    fn supports_conv(&self) -> bool {
-        false
-    }
-
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
@@ -706,6 +725,51 @@ mod tests {
                     assert_eq!(out[o * 17 + r], *w, "k {k} row {r} out {o}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn conv_outputs_and_accuracy_equal_forward_f64_on_the_masked_network() {
+        // 2×5×5 images: conv 3 channels (stride 1), conv 4 channels (stride 2, 3×3 out),
+        // dense 6, 4 classes; 3×3 kernels with zero padding 1.
+        let conv = |channels, stride| ticketbench_core::ConvSpec {
+            channels,
+            kernel: 3,
+            stride,
+            padding: 1,
+        };
+        let spec = ticketbench_core::ConvNetSpec {
+            input: [2, 5, 5],
+            convs: vec![conv(3, 1), conv(4, 2)],
+            hidden: vec![6],
+            outputs: 4,
+        };
+        let net =
+            Network::conv_net(&spec, true, InitScheme::KaimingNormal, &Streams::new(4)).unwrap();
+        let (rows, dim) = (13, 50);
+        let batch = classification_batch(rows, dim, 4, 1);
+        let eval = Evaluator::new(&net, &batch).unwrap();
+        let mut rng = Streams::new(4).stream("ga/test");
+        let total = net.num_prunable();
+        for k in [1, 40, 150, total] {
+            let g = random_genome(total, k, &mut rng);
+            let out = eval.outputs(&g);
+            let mut masked = net.clone();
+            genome_to_mask(&g, &net).apply(&mut masked).unwrap();
+            let mut hits = 0;
+            for r in 0..rows {
+                let x: Vec<f64> = batch.inputs[r * dim..(r + 1) * dim]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                let want = masked.forward_f64(&x);
+                for (o, w) in want.iter().enumerate() {
+                    assert_eq!(out[o * rows + r], *w, "k {k} row {r} out {o}");
+                }
+                let best = (1..4).fold(0, |b, c| if want[c] > want[b] { c } else { b });
+                hits += usize::from(best == r % 4);
+            }
+            assert_eq!(eval.metrics(&g).acc, hits as f64 / rows as f64, "k {k}");
         }
     }
 

@@ -28,6 +28,8 @@ use ticketbench_core::{Density, Network, Scores, Streams, sample_standard_normal
 /// Deviations and flags: `reinit = true` reproduces the reference's quirk of scoring a copy
 /// whose weights are re-drawn Xavier-normal (stream `grasp/reinit/<l>`; biases kept) while
 /// the mask applies to θ_0 — off by default. `num_iters` (reference default 1) is fixed at 1.
+/// Convolution layers: `∇L` and `H g` run through the im2col products of [`super::hessian`]
+/// (exact, host f64), and their kernel entries are scored and ranked with every other weight.
 /// Wang, Zhang & Grosse 2020, arXiv 2002.07376; code alecwangcq/GraSP.
 pub struct Grasp {
     params: GraspParams,
@@ -122,11 +124,14 @@ pub(super) fn grasp_scores(
     s
 }
 
-/// The reference's `reinit` quirk: every (linear) layer's weights re-drawn Xavier-normal,
-/// `N(0, 2/(fan_in + fan_out))`, from stream `grasp/reinit/<l>`; biases kept.
+/// The reference's `reinit` quirk: every layer's weights re-drawn Xavier-normal,
+/// `N(0, 2/(fan_in + fan_out))`, from stream `grasp/reinit/<l>`; biases kept. As in PyTorch,
+/// a convolution's fans are `c_in·k_h·k_w` and `c_out·k_h·k_w`.
 fn xavier_reinit(theta: &mut Params, streams: &Streams) {
     for (l, layer) in theta.layers.iter_mut().enumerate() {
-        let std = (2.0 / (layer.fan_in + layer.fan_out) as f64).sqrt();
+        let kernel_area = layer.conv.as_ref().map_or(1, |c| c.kernel_area);
+        let fan_out = layer.fan_out * kernel_area;
+        let std = (2.0 / (layer.fan_in + fan_out) as f64).sqrt();
         let mut rng = streams.stream(&format!("grasp/reinit/{l}"));
         layer
             .w
@@ -155,11 +160,6 @@ impl Grasp {
 }
 
 impl Pruner for Grasp {
-    // Host-side computation over dense layers only (docs/decisions.md).
-    fn supports_conv(&self) -> bool {
-        false
-    }
-
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
@@ -426,6 +426,54 @@ mod tests {
         assert!(messages.iter().all(|m| m.starts_with("grasp")));
         // 10 per class of 3 classes; regression: 4 · 10 random examples.
         assert!(messages[0].contains("30 examples") && messages[2].contains("40 examples"));
+    }
+
+    #[test]
+    fn prunes_conv_nets_through_the_trait() {
+        // A convolutional net (1×6×6, conv 3 s1, conv 4 s2, 5, 3): exact counts, finite
+        // scores in every layer, with and without the Xavier re-draw.
+        use crate::device::DeviceSpec;
+        use crate::train::TrainRecipe;
+        use ticketbench_core::target_count;
+        use ticketbench_planted::TaskData;
+        let engine = Engine::new(DeviceSpec::Cpu).unwrap();
+        let streams = Streams::new(0);
+        let recipe = TrainRecipe::default();
+        let output = OutputKind::Classes(3);
+        let task = TaskData {
+            output,
+            train: random_dataset(60, 36, output, 1),
+            test: random_dataset(20, 36, output, 2),
+        };
+        let net = super::super::hessian::tests::small_conv_net(3, 9);
+        let total = net.num_prunable();
+        let data = engine.upload(&task);
+        let mut masks = Vec::new();
+        for reinit in [false, true] {
+            let params = serde_json::json!({ "reinit": reinit });
+            let pruner = (INFO.build)(params.as_object().unwrap()).unwrap();
+            let mut trained = None;
+            let mut ctx = PruneContext {
+                engine: &engine,
+                net: &net,
+                task: &task,
+                data: &data,
+                recipe: &recipe,
+                streams: &streams,
+                trained_dense: &mut trained,
+                cache: &mut super::super::MethodCache::new(),
+                progress: &mut |_| {},
+                planted: None,
+            };
+            let density = Density::new(0.3).unwrap();
+            let out = pruner.prune(&mut ctx, density).unwrap();
+            assert_eq!(out.mask.kept(), target_count(density, total).unwrap());
+            let s = out.scores.unwrap();
+            assert!(s.layers.iter().flatten().all(|v| v.is_finite()));
+            assert!(s.layers.iter().all(|l| l.iter().any(|&v| v != 0.0)));
+            masks.push(out.mask);
+        }
+        assert_ne!(masks[0], masks[1]);
     }
 
     #[test]

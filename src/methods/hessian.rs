@@ -1,4 +1,5 @@
-//! Host-side f64 reverse mode for the ReLU MLP, with exact Hessian–vector products.
+//! Host-side f64 reverse mode for the ReLU network (dense and convolution layers), with exact
+//! Hessian–vector products.
 //!
 //! burn has no double backward, so the second-order methods (GraSP §1.5, ProsPr §1.7) compute
 //! on the host in f64. For `θ = (W_1, b_1, …, W_L, b_L)` (layers as in [`Network`]: `W_l`
@@ -13,6 +14,16 @@
 //!   almost everywhere, so the only curvature outside the loss comes from the products.
 //!   Cost: about three gradients, memory O(batch · Σ widths) — never a Hessian.
 //!
+//! A convolution layer (`W_l` `[c_out, c_in·k_h·k_w]`, flat CHW activations) is the same
+//! bilinear product over its im2col rows: with `X = im2col(a_{l−1})` (one row per example and
+//! output position, zero in the padding), `z[o, p] = Σ_t W[o, t] X[p, t] + b[o]`; the weight
+//! gradient is `Σ_{n,p} δ[o, p] X[p, t]`, the bias gradient `Σ_{n,p} δ[o, p]` (one per
+//! channel), and the input gradient `dX[p, t] = Σ_o δ[o, p] W[o, t]` scattered back through
+//! the adjoint of im2col. The R-pass uses the same three products (`Rz = V X + W RX + c`,
+//! `R∇W = Rδ Xᵀ + δ RXᵀ`, `RdX = Vᵀδ + WᵀRδ`), so every formula above holds with the
+//! `n·positions` im2col rows in place of the `n` examples; dense layers use the products on
+//! the activations directly.
+//!
 //! Losses ([`Loss`]) equal the engine's training losses: cross-entropy mean over the batch on
 //! `logits / T` (burn `CrossEntropyLoss`, `T = 1`; GraSP uses `T = 200`) and MSE mean over
 //! batch × outputs (burn `MseLoss`, `Reduction::Mean`); plus `½ Σ (ŷ − y)²` for the worked
@@ -22,17 +33,42 @@
 //! on the number of threads.
 
 use rayon::prelude::*;
-use ticketbench_core::Network;
+use std::borrow::Cow;
+use std::sync::Arc;
+use ticketbench_core::{Im2col, Network};
 use ticketbench_planted::{Dataset, OutputKind, Targets};
 
-/// One dense layer's parameters (or a gradient / direction of the same shape), f64.
+/// The convolution of a layer: its im2col map (shared between copies of the parameters),
+/// the length of its flat CHW input and its kernel area `k_h·k_w`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ConvMap {
+    pub im2col: Arc<Im2col>,
+    pub in_len: usize,
+    pub kernel_area: usize,
+}
+
+/// One layer's parameters (or a gradient / direction of the same shape), f64.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct LayerParams {
+    /// Inputs per output unit (`c_in·k_h·k_w` taps for a convolution).
     pub fan_in: usize,
+    /// Output units (channels of a convolution).
     pub fan_out: usize,
-    /// Row-major `[fan_out, fan_in]`.
+    /// Output positions per unit: 1 (dense), `out_h·out_w` (convolution).
+    pub positions: usize,
+    /// The convolution's geometry; `None` for a dense layer.
+    pub conv: Option<ConvMap>,
+    /// Row-major `[fan_out, fan_in]` (a convolution's `[c_out, c_in, k_h, k_w]`).
     pub w: Vec<f64>,
+    /// One per output unit (per channel of a convolution).
     pub b: Option<Vec<f64>>,
+}
+
+impl LayerParams {
+    /// Length of one example's flat input.
+    pub fn in_len(&self) -> usize {
+        self.conv.as_ref().map_or(self.fan_in, |c| c.in_len)
+    }
 }
 
 /// All parameters of an MLP, or a vector (gradient, direction) in the same layout.
@@ -51,6 +87,12 @@ impl Params {
                 .map(|l| LayerParams {
                     fan_in: l.shape.fan_in(),
                     fan_out: l.shape.fan_out(),
+                    positions: l.positions(),
+                    conv: l.im2col().map(|map| ConvMap {
+                        im2col: Arc::new(map),
+                        in_len: l.in_len(),
+                        kernel_area: l.shape.dims[2..].iter().product(),
+                    }),
                     w: l.weight.iter().map(|&v| v as f64).collect(),
                     b: l.bias
                         .as_ref()
@@ -69,6 +111,8 @@ impl Params {
                 .map(|l| LayerParams {
                     fan_in: l.fan_in,
                     fan_out: l.fan_out,
+                    positions: l.positions,
+                    conv: l.conv.clone(),
                     w: vec![0.0; l.w.len()],
                     b: l.b.as_ref().map(|b| vec![0.0; b.len()]),
                 })
@@ -285,26 +329,31 @@ impl Objective<'_> {
         let n = self.batch.len;
         let last = theta.layers.len() - 1;
         assert_eq!(
-            self.batch.input_dim, theta.layers[0].fan_in,
+            self.batch.input_dim,
+            theta.layers[0].in_len(),
             "batch and network input widths differ"
         );
         let mut acts = vec![self.batch.x.clone()];
         // Ra_0 = 0: the input does not depend on θ.
         let mut racts = v.map(|_| vec![vec![0.0; n * self.batch.input_dim]]);
         for (l, layer) in theta.layers.iter().enumerate() {
-            let (k, m) = (layer.fan_in, layer.fan_out);
-            let a = &acts[l];
-            let mut z = vec![0.0; n * m];
-            matmul_nt(a, n, k, &layer.w, m, &mut z);
+            // A convolution is the dense product over the n·positions im2col rows.
+            let (k, m, rows) = (layer.fan_in, layer.fan_out, n * layer.positions);
+            let a = im2col_rows(layer, &acts[l], n);
+            let mut z = vec![0.0; rows * m];
+            matmul_nt(&a, rows, k, &layer.w, m, &mut z);
             add_bias(&mut z, m, layer.b.as_deref());
+            let mut z = chw_from_rows(layer, z, n);
             if let (Some(v), Some(racts)) = (v, racts.as_mut()) {
                 let dir = &v.layers[l];
-                let mut rz = vec![0.0; n * m];
-                matmul_nt(a, n, k, &dir.w, m, &mut rz);
+                let mut rz = vec![0.0; rows * m];
+                matmul_nt(&a, rows, k, &dir.w, m, &mut rz);
                 if l > 0 {
-                    matmul_nt(&racts[l], n, k, &layer.w, m, &mut rz);
+                    let ra = im2col_rows(layer, &racts[l], n);
+                    matmul_nt(&ra, rows, k, &layer.w, m, &mut rz);
                 }
                 add_bias(&mut rz, m, dir.b.as_deref());
+                let mut rz = chw_from_rows(layer, rz, n);
                 if l != last && self.hidden == Hidden::Relu {
                     for (r, &zz) in rz.iter_mut().zip(&z) {
                         if zz <= 0.0 {
@@ -400,18 +449,25 @@ impl Objective<'_> {
         let mut hv = v.map(|_| theta.zeros_like());
         for l in (0..theta.layers.len()).rev() {
             let layer = &theta.layers[l];
-            let (k, m) = (layer.fan_in, layer.fan_out);
-            let a = &fwd.acts[l];
+            // A convolution is the dense product over the n·positions im2col rows: δ and Rδ
+            // go from CHW to one row per (example, position), inputs through im2col.
+            let (k, m, rows) = (layer.fan_in, layer.fan_out, n * layer.positions);
+            let delta_rows = rows_from_chw(layer, &delta, n);
+            let rdelta_rows = rdelta.as_ref().map(|rd| rows_from_chw(layer, rd, n));
+            let a = im2col_rows(layer, &fwd.acts[l], n);
             let g = &mut grad.layers[l];
-            matmul_tn(&delta, n, m, a, k, &mut g.w);
+            matmul_tn(&delta_rows, rows, m, &a, k, &mut g.w);
             if let Some(b) = &mut g.b {
-                column_sums(&delta, m, b);
+                column_sums(&delta_rows, m, b);
             }
-            if let (Some(hv), Some(rd), Some(racts)) = (hv.as_mut(), rdelta.as_ref(), &fwd.racts) {
+            if let (Some(hv), Some(rd), Some(racts)) =
+                (hv.as_mut(), rdelta_rows.as_deref(), &fwd.racts)
+            {
                 let h = &mut hv.layers[l];
-                matmul_tn(rd, n, m, a, k, &mut h.w);
+                matmul_tn(rd, rows, m, &a, k, &mut h.w);
                 if l > 0 {
-                    matmul_tn(&delta, n, m, &racts[l], k, &mut h.w);
+                    let ra = im2col_rows(layer, &racts[l], n);
+                    matmul_tn(&delta_rows, rows, m, &ra, k, &mut h.w);
                 }
                 if let Some(b) = &mut h.b {
                     column_sums(rd, m, b);
@@ -421,14 +477,15 @@ impl Objective<'_> {
                 break;
             }
             // δ_{l−1} = σ'(z_{l−1}) ⊙ (W_lᵀ δ_l); Rδ_{l−1} = σ'(z_{l−1}) ⊙ (V_lᵀ δ_l + W_lᵀ Rδ_l).
-            let mut e = vec![0.0; n * k];
-            matmul_nn(&delta, n, m, &layer.w, k, &mut e);
+            let mut e = vec![0.0; rows * k];
+            matmul_nn(&delta_rows, rows, m, &layer.w, k, &mut e);
+            let mut e = scatter_rows(layer, e, n);
             let mut re = None;
-            if let (Some(v), Some(rd)) = (v, rdelta.as_ref()) {
-                let mut r = vec![0.0; n * k];
-                matmul_nn(&delta, n, m, &v.layers[l].w, k, &mut r);
-                matmul_nn(rd, n, m, &layer.w, k, &mut r);
-                re = Some(r);
+            if let (Some(v), Some(rd)) = (v, rdelta_rows.as_deref()) {
+                let mut r = vec![0.0; rows * k];
+                matmul_nn(&delta_rows, rows, m, &v.layers[l].w, k, &mut r);
+                matmul_nn(rd, rows, m, &layer.w, k, &mut r);
+                re = Some(scatter_rows(layer, r, n));
             }
             if self.hidden == Hidden::Relu {
                 let act = &fwd.acts[l];
@@ -446,6 +503,71 @@ impl Objective<'_> {
         }
         (grad, hv)
     }
+}
+
+/// A layer's inputs as the rows of its product: the `n × fan_in` activations of a dense
+/// layer as they are, a convolution's `n·positions × taps` im2col rows (example-major).
+fn im2col_rows<'a>(layer: &LayerParams, x: &'a [f64], n: usize) -> Cow<'a, [f64]> {
+    let Some(conv) = &layer.conv else {
+        return Cow::Borrowed(x);
+    };
+    let block = layer.positions * layer.fan_in;
+    let mut cols = vec![0.0; n * block];
+    cols.par_chunks_mut(block.max(1))
+        .zip(x.par_chunks(conv.in_len.max(1)))
+        .for_each(|(cols, x)| conv.im2col.gather(x, cols));
+    Cow::Owned(cols)
+}
+
+/// The adjoint of [`im2col_rows`]: `n·positions × taps` row gradients summed into each
+/// example's `in_len` inputs (dense layers: unchanged).
+fn scatter_rows(layer: &LayerParams, rows: Vec<f64>, n: usize) -> Vec<f64> {
+    let Some(conv) = &layer.conv else {
+        return rows;
+    };
+    let block = layer.positions * layer.fan_in;
+    let mut x = vec![0.0; n * conv.in_len];
+    x.par_chunks_mut(conv.in_len.max(1))
+        .zip(rows.par_chunks(block.max(1)))
+        .for_each(|(x, rows)| conv.im2col.scatter_add(rows, x));
+    x
+}
+
+/// A convolution's product rows `[n, positions, c_out]` as CHW outputs `[n, c_out,
+/// positions]` (dense layers: unchanged).
+fn chw_from_rows(layer: &LayerParams, rows: Vec<f64>, n: usize) -> Vec<f64> {
+    if layer.conv.is_none() {
+        return rows;
+    }
+    let (c, p) = (layer.fan_out, layer.positions);
+    let mut out = vec![0.0; rows.len()];
+    for r in 0..n {
+        let (src, dst) = (&rows[r * c * p..], &mut out[r * c * p..(r + 1) * c * p]);
+        for (o, dst) in dst.chunks_mut(p).enumerate() {
+            for (q, d) in dst.iter_mut().enumerate() {
+                *d = src[q * c + o];
+            }
+        }
+    }
+    out
+}
+
+/// The inverse of [`chw_from_rows`] (dense layers: borrowed as they are).
+fn rows_from_chw<'a>(layer: &LayerParams, chw: &'a [f64], n: usize) -> Cow<'a, [f64]> {
+    if layer.conv.is_none() {
+        return Cow::Borrowed(chw);
+    }
+    let (c, p) = (layer.fan_out, layer.positions);
+    let mut out = vec![0.0; chw.len()];
+    for r in 0..n {
+        let (src, dst) = (&chw[r * c * p..], &mut out[r * c * p..(r + 1) * c * p]);
+        for (q, dst) in dst.chunks_mut(c).enumerate() {
+            for (o, d) in dst.iter_mut().enumerate() {
+                *d = src[o * p + q];
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Work (multiply–adds) above which a product is split over rayon's pool.
@@ -549,7 +671,7 @@ pub(super) mod tests {
     use super::*;
     use crate::device::DeviceSpec;
     use crate::engine::Engine;
-    use ticketbench_core::{InitScheme, Mask, Streams, sample_uniform};
+    use ticketbench_core::{ConvNetSpec, ConvSpec, InitScheme, Mask, Streams, sample_uniform};
 
     /// A small random batch: `n` inputs uniform in [−1, 1), classes or values.
     pub(in crate::methods) fn random_dataset(
@@ -591,6 +713,27 @@ pub(super) mod tests {
         .unwrap()
     }
 
+    /// A 1×6×6 image net: conv 3 channels (stride 1), conv 4 channels (stride 2), dense 5,
+    /// `outputs`; 3×3 kernels, padding 1, nonzero biases (kaiming-uniform); 36 inputs.
+    pub(in crate::methods) fn small_conv_net(outputs: usize, seed: u64) -> Network {
+        let conv = |channels, stride| ConvSpec {
+            channels,
+            kernel: 3,
+            stride,
+            padding: 1,
+        };
+        let spec = ConvNetSpec {
+            input: [1, 6, 6],
+            convs: vec![conv(3, 1), conv(4, 2)],
+            hidden: vec![5],
+            outputs,
+        };
+        Network::conv_net(&spec, true, InitScheme::KaimingUniform, &Streams::new(seed)).unwrap()
+    }
+
+    /// The test networks: a builder `(outputs, seed) → net` and its input width.
+    type NetBuilder = fn(usize, u64) -> Network;
+
     fn random_direction(like: &Params, seed: u64) -> Params {
         let mut rng = Streams::new(seed).stream("test/hessian/v");
         let mut v = like.clone();
@@ -619,10 +762,10 @@ pub(super) mod tests {
             .collect()
     }
 
-    #[test]
-    fn hvp_matches_central_differences_of_the_gradient() {
-        // methods.md §1.5(e): H v against central differences of ∇L, f64, rel. err < 1e-6,
-        // on a 3-5-4-k ReLU net with biases, for cross-entropy (T = 1 and T = 200) and MSE.
+    /// methods.md §1.5(e): H v against central differences of ∇L, f64, rel. err < 1e-6, for
+    /// cross-entropy (T = 1 and T = 200) and MSE; the gradient against central differences of
+    /// the loss (step `h`).
+    fn check_hvp_and_gradient(net: NetBuilder, input_dim: usize, h: f64) {
         for (output, loss) in [
             (
                 OutputKind::Classes(3),
@@ -635,9 +778,9 @@ pub(super) mod tests {
             (OutputKind::Regression(2), Loss::Mse),
             (OutputKind::Regression(2), Loss::HalfSquaredSum),
         ] {
-            let data = random_dataset(16, 3, output, 3);
+            let data = random_dataset(16, input_dim, output, 3);
             let batch = Batch::from_dataset(&data);
-            let theta = Params::from_network(&small_net(output.dim(), 5));
+            let theta = Params::from_network(&net(output.dim(), 5));
             let obj = Objective {
                 batch: &batch,
                 loss,
@@ -656,9 +799,9 @@ pub(super) mod tests {
             let mut fd_g = Vec::new();
             for i in 0..g.flat().len() {
                 let (mut p, mut m) = (theta.clone(), theta.clone());
-                *p.flat_mut()[i] += 1e-6;
-                *m.flat_mut()[i] -= 1e-6;
-                fd_g.push((obj.loss(&p) - obj.loss(&m)) / 2e-6);
+                *p.flat_mut()[i] += h;
+                *m.flat_mut()[i] -= h;
+                fd_g.push((obj.loss(&p) - obj.loss(&m)) / (2.0 * h));
             }
             let err = rel_err(&g.flat(), &fd_g);
             assert!(err < 1e-6, "{loss:?} gradient: rel. err {err:e}");
@@ -666,11 +809,49 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn hessian_is_symmetric() {
-        // uᵀ H v = vᵀ H u.
-        let data = random_dataset(8, 3, OutputKind::Classes(3), 1);
+    fn hvp_matches_central_differences_of_the_gradient() {
+        // A 3-5-4-k ReLU net with biases.
+        check_hvp_and_gradient(small_net, 3, 1e-6);
+    }
+
+    #[test]
+    fn conv_hvp_matches_central_differences_of_the_gradient() {
+        // A larger step for the loss differences: at T = 200 the 1e-6 step loses ~3e-6 of
+        // the (small) gradient to rounding.
+        check_hvp_and_gradient(small_conv_net, 36, 1e-5);
+    }
+
+    #[test]
+    fn conv_loss_equals_the_reference_forward() {
+        // The im2col forward of the objective against `Network::forward_f64`.
+        let data = random_dataset(6, 36, OutputKind::Classes(3), 2);
         let batch = Batch::from_dataset(&data);
-        let theta = Params::from_network(&small_net(3, 2));
+        let net = small_conv_net(3, 8);
+        let obj = Objective {
+            batch: &batch,
+            loss: Loss::CrossEntropy { temperature: 1.0 },
+            hidden: Hidden::Relu,
+        };
+        let BatchTargets::Classes(y) = &batch.targets else {
+            unreachable!()
+        };
+        let want: f64 = (0..batch.len)
+            .map(|r| {
+                let z = net.forward_f64(&batch.x[r * 36..(r + 1) * 36]);
+                let max = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+                max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln() - z[y[r]]
+            })
+            .sum::<f64>()
+            / batch.len as f64;
+        let got = obj.loss(&Params::from_network(&net));
+        assert!((got - want).abs() <= 1e-12 * want.abs(), "{got} vs {want}");
+    }
+
+    /// `uᵀ H v = vᵀ H u`.
+    fn check_symmetry(net: NetBuilder, input_dim: usize) {
+        let data = random_dataset(8, input_dim, OutputKind::Classes(3), 1);
+        let batch = Batch::from_dataset(&data);
+        let theta = Params::from_network(&net(3, 2));
         let obj = Objective {
             batch: &batch,
             loss: Loss::CrossEntropy { temperature: 1.0 },
@@ -691,12 +872,22 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn losses_and_gradients_equal_the_engines() {
-        // Cross-entropy mean (T = 1) and MSE mean over batch × outputs, as the engine trains.
+    fn hessian_is_symmetric() {
+        check_symmetry(small_net, 3);
+    }
+
+    #[test]
+    fn conv_hessian_is_symmetric() {
+        check_symmetry(small_conv_net, 36);
+    }
+
+    /// Cross-entropy mean (T = 1) and MSE mean over batch × outputs, as the engine trains:
+    /// the weight gradients equal burn's autodiff within `tol` of the largest.
+    fn check_against_the_engine(net: NetBuilder, input_dim: usize, tol: f64) {
         let engine = Engine::new(DeviceSpec::Cpu).unwrap();
         for output in [OutputKind::Classes(3), OutputKind::Regression(2)] {
-            let data = random_dataset(12, 3, output, 4);
-            let net = small_net(output.dim(), 6);
+            let data = random_dataset(12, input_dim, output, 4);
+            let net = net(output.dim(), 6);
             let want = engine
                 .loss_gradients(&net, &Mask::dense(&net.shapes()), &data, output)
                 .unwrap();
@@ -707,17 +898,32 @@ pub(super) mod tests {
                 hidden: Hidden::Relu,
             };
             let got = obj.gradient(&Params::from_network(&net)).1.into_weights();
+            assert_eq!(got.len(), want.len());
             let max = want
                 .iter()
                 .flatten()
                 .fold(0.0f64, |m, &v| m.max(v.abs() as f64));
-            for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
-                assert!(
-                    (g - *w as f64).abs() <= 1e-5 * max,
-                    "{output:?}: {g} vs {w}"
-                );
+            assert!(max > 0.0);
+            for (l, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.len(), w.len(), "layer {l}");
+                for (g, w) in g.iter().zip(w) {
+                    assert!(
+                        (g - *w as f64).abs() <= tol * max,
+                        "{output:?} layer {l}: {g} vs {w}"
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn losses_and_gradients_equal_the_engines() {
+        check_against_the_engine(small_net, 3, 1e-5);
+    }
+
+    #[test]
+    fn conv_losses_and_gradients_equal_the_engines() {
+        check_against_the_engine(small_conv_net, 36, 1e-4);
     }
 
     #[test]

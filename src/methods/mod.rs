@@ -24,6 +24,7 @@ mod random;
 mod rigl;
 mod set;
 mod snip;
+mod structure;
 mod synflow;
 
 use crate::engine::{DeviceData, Engine, EngineError};
@@ -284,13 +285,6 @@ pub trait Pruner: Send + Sync {
         false
     }
 
-    /// Whether the method handles convolution layers. Methods whose host-side computation is
-    /// written for dense layers only say `false`, and a suite pairing them with a
-    /// convolutional model is rejected when it is loaded.
-    fn supports_conv(&self) -> bool {
-        true
-    }
-
     /// Which densities the runner schedules this method at.
     fn schedule(&self) -> Schedule {
         Schedule::Grid
@@ -304,10 +298,10 @@ pub trait Pruner: Send + Sync {
     ) -> Result<PruneOutcome, MethodError>;
 }
 
-/// Looks a method up by name and builds it from suite-file parameters.
+/// Looks a method up by name and builds it from suite-file parameters (`structure: channel`
+/// on any entry makes its convolution masks channel-structured, [`structure`]).
 pub fn build(name: &str, params: &Params) -> Result<Box<dyn Pruner>, MethodError> {
-    let info = info(name)?;
-    (info.build)(params)
+    structure::build(info(name)?, params)
 }
 
 pub fn info(name: &str) -> Result<&'static MethodInfo, MethodError> {

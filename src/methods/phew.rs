@@ -28,10 +28,24 @@ use ticketbench_core::{
 /// stops and the rest of the budget is filled with the largest-|θ_0| edges not yet kept (ties
 /// to the lower flat index); the number of edges so filled is recorded as the event
 /// `phew_filled` (0 in ordinary runs), the number of walks as `phew_walks`. (3) `D = 1`
-/// returns the dense mask without walking. (4) Dense layers only: the convolution rule of
-/// §1.8(a) (channel pair by kernel L1 norm, then a tap ∝ |w|) is not implemented, since
-/// ticketbench networks are MLPs. Biases are never pruned, so the reference's bias mask has
-/// no counterpart. Data-free.
+/// returns the dense mask without walking. Biases are never pruned, so the reference's bias
+/// mask has no counterpart. Data-free.
+///
+/// Convolutions (§1.8(a): "pick the (out, in) channel pair by kernel L1 norms, then a kernel
+/// tap ∝ |w|"): the units of a convolution layer are channels, on both sides. A step from
+/// input channel `c` draws `(o, t)` ∝ `|W[o, c, t]|` over all output channels `o` and taps
+/// `t` — the pair `(o, c)` with probability `‖W[o, c]‖₁ / Σ_o' ‖W[o', c]‖₁`, then the tap
+/// `∝ |W[o, c, t]|` — keeps kernel entry `W[o, c, t]` and moves to channel `o`; backward from
+/// output channel `o` likewise over `(c, t)`, moving to channel `c`. The walks start at the
+/// input channels (round-robin) when the first layer is a convolution. Where a convolution
+/// (`P = out_h·out_w` positions per channel) feeds a dense layer, whose input `u` is channel
+/// `⌊u / P⌋` in CHW order: forward from channel `c`, the step treats the channel's block of
+/// columns `cP..(c+1)P` as one unit and draws an edge `(i, u)` ∝ `|W[i, u]|` over all rows `i`
+/// and the block's columns `u`, moving to dense unit `i`; backward from dense unit `i`, it
+/// draws the column `u` ∝ `|W[i, u]|` as usual and moves to channel `⌊u / P⌋`. A dense layer
+/// feeding a convolution is grouped the same way on its output side (`in_h·in_w` rows per
+/// channel). An all-zero block is walked uniformly. Between dense layers every unit is its
+/// own block, which is the per-unit rule above.
 /// Patil & Dovrolis 2021, arXiv 2010.11354 (ICML 2021).
 pub struct Phew {
     params: PhewParams,
@@ -74,11 +88,34 @@ pub(crate) enum Direction {
     Backward,
 }
 
-/// Transition probabilities of one step through layer `layer` from `unit` (§1.8(a)):
-/// forward `|W[i, unit]| / Σ_i' |W[i', unit]|` over outputs `i`, backward
-/// `|W[unit, j]| / Σ_j' |W[unit, j']|` over inputs `j`; uniform when all are zero.
-/// The walks draw from running sums of the same magnitudes ([`WalkLayer`]); this direct
-/// form is the spec's check.
+/// How layer `l`'s weight matrix (`[fan_out, fan_in]`, a convolution's `[c_out, c_in·k_h·k_w]`)
+/// groups into walk units: `(in_group, out_group)`, the columns per input unit and the rows
+/// per output unit. A convolution's units are channels (`k_h·k_w` columns per input channel,
+/// one row per output channel); a dense layer after a convolution reads one unit per channel
+/// (`positions` CHW columns), a dense layer before a convolution writes one per channel
+/// (`in_h·in_w` rows); otherwise a unit is one column or row.
+fn unit_groups(net: &Network, l: usize) -> (usize, usize) {
+    let layer = &net.layers[l];
+    if layer.conv.is_some() {
+        return (layer.shape.dims[2..].iter().product(), 1);
+    }
+    let in_group = match l.checked_sub(1).map(|p| &net.layers[p]) {
+        Some(prev) if prev.conv.is_some() => prev.positions(),
+        _ => 1,
+    };
+    let out_group = match net.layers.get(l + 1).and_then(|next| next.conv.as_ref()) {
+        Some(c) => c.in_h * c.in_w,
+        None => 1,
+    };
+    (in_group, out_group)
+}
+
+/// Transition probabilities of one step through layer `layer` from `unit` over the next
+/// units (§1.8(a)): forward `|W[i, unit]| / Σ_i' |W[i', unit]|` over outputs `i`, backward
+/// `|W[unit, j]| / Σ_j' |W[unit, j']|` over inputs `j`; uniform when all are zero. Grouped
+/// units ([`unit_groups`]: channels) sum the magnitudes of their block, e.g. the kernel L1
+/// norms of a convolution's `(out, in)` channel pairs. The walks draw from running sums of
+/// the same magnitudes ([`WalkLayer`]); this direct form is the spec's check.
 #[cfg(test)]
 pub(crate) fn transition_probabilities(
     net: &Network,
@@ -88,13 +125,21 @@ pub(crate) fn transition_probabilities(
 ) -> Vec<f64> {
     let l = &net.layers[layer];
     let (fan_out, fan_in) = (l.shape.fan_out(), l.shape.fan_in());
+    let (gi, go) = unit_groups(net, layer);
+    let block_sum = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| -> f64 {
+        rows.map(|i| {
+            cols.clone()
+                .map(|j| (l.weight[i * fan_in + j] as f64).abs())
+                .sum::<f64>()
+        })
+        .sum()
+    };
     let mags: Vec<f64> = match direction {
-        Direction::Forward => (0..fan_out)
-            .map(|i| (l.weight[i * fan_in + unit] as f64).abs())
+        Direction::Forward => (0..fan_out / go)
+            .map(|i| block_sum(i * go..(i + 1) * go, unit * gi..(unit + 1) * gi))
             .collect(),
-        Direction::Backward => l.weight[unit * fan_in..(unit + 1) * fan_in]
-            .iter()
-            .map(|&w| (w as f64).abs())
+        Direction::Backward => (0..fan_in / gi)
+            .map(|j| block_sum(unit * go..(unit + 1) * go, j * gi..(j + 1) * gi))
             .collect(),
     };
     let total: f64 = mags.iter().sum();
@@ -106,12 +151,23 @@ pub(crate) fn transition_probabilities(
 }
 
 /// Cumulative |W| tables of one layer, so a step costs one uniform draw and a binary search.
+///
+/// A step from a unit draws one edge of the unit's block ∝ |W| (uniform when the block is all
+/// zero): forward from input unit `j`, the edges `(i, u)` of its columns `u` (all rows `i`),
+/// `u`-major; backward from output unit `i`, the edges `(r, u)` of its rows `r` (all columns
+/// `u`), row-major. The unit reached holds the edge's row (forward) or column (backward).
+/// For ungrouped units this is the rule of §1.8(a); for a convolution it is §1.8(a)'s
+/// "(out, in) channel pair by kernel L1 norm, then a tap ∝ |w|" in one draw
+/// (`P(o, c) · P(t | o, c) = (‖W[o, c]‖₁ / Σ) · (|W[o, c, t]| / ‖W[o, c]‖₁)`).
 struct WalkLayer {
     fan_in: usize,
     fan_out: usize,
-    /// Column `j` (forward from input `j`): `fan_out` running sums at `j·fan_out..`.
+    /// Columns per input unit and rows per output unit ([`unit_groups`]).
+    in_group: usize,
+    out_group: usize,
+    /// Input unit `j`: `in_group·fan_out` running sums at `j·in_group·fan_out..`.
     forward: Vec<f64>,
-    /// Row `i` (backward from output `i`): `fan_in` running sums at `i·fan_in..`.
+    /// Output unit `i`: `out_group·fan_in` running sums at `i·out_group·fan_in..`.
     backward: Vec<f64>,
 }
 
@@ -147,44 +203,86 @@ impl WalkLayer {
     fn new(net: &Network, layer: usize) -> Self {
         let l = &net.layers[layer];
         let (fan_out, fan_in) = (l.shape.fan_out(), l.shape.fan_in());
+        let (in_group, out_group) = unit_groups(net, layer);
+        let mag = |i: usize, u: usize| (l.weight[i * fan_in + u] as f64).abs();
         let mut forward = Vec::with_capacity(fan_in * fan_out);
-        for j in 0..fan_in {
+        for j in 0..fan_in / in_group {
+            let cols = j * in_group..(j + 1) * in_group;
             cumulative(
-                (0..fan_out).map(|i| (l.weight[i * fan_in + j] as f64).abs()),
+                cols.flat_map(|u| (0..fan_out).map(move |i| mag(i, u))),
                 &mut forward,
             );
         }
         let mut backward = Vec::with_capacity(fan_in * fan_out);
-        for i in 0..fan_out {
+        for i in 0..fan_out / out_group {
+            let block = i * out_group * fan_in..(i + 1) * out_group * fan_in;
             cumulative(
-                l.weight[i * fan_in..(i + 1) * fan_in]
-                    .iter()
-                    .map(|&w| (w as f64).abs()),
+                l.weight[block].iter().map(|&w| (w as f64).abs()),
                 &mut backward,
             );
         }
         WalkLayer {
             fan_in,
             fan_out,
+            in_group,
+            out_group,
             forward,
             backward,
         }
     }
 
-    /// One step from `unit`: the unit reached and the row-major index of the edge traversed.
-    fn step(&self, unit: usize, direction: Direction, rng: &mut StreamRng) -> (usize, usize) {
+    /// Input and output units.
+    fn units(&self) -> (usize, usize) {
+        (self.fan_in / self.in_group, self.fan_out / self.out_group)
+    }
+
+    /// The running sums of a step from `unit`.
+    fn cdf(&self, unit: usize, direction: Direction) -> &[f64] {
+        let len = match direction {
+            Direction::Forward => self.in_group * self.fan_out,
+            Direction::Backward => self.out_group * self.fan_in,
+        };
+        let table = match direction {
+            Direction::Forward => &self.forward,
+            Direction::Backward => &self.backward,
+        };
+        &table[unit * len..(unit + 1) * len]
+    }
+
+    /// Entry `q` of `unit`'s block: the unit reached and the row-major index of the edge.
+    fn locate(&self, unit: usize, direction: Direction, q: usize) -> (usize, usize) {
         match direction {
             Direction::Forward => {
-                let cdf = &self.forward[unit * self.fan_out..(unit + 1) * self.fan_out];
-                let i = draw(cdf, rng);
-                (i, i * self.fan_in + unit)
+                let (u, i) = (unit * self.in_group + q / self.fan_out, q % self.fan_out);
+                (i / self.out_group, i * self.fan_in + u)
             }
             Direction::Backward => {
-                let cdf = &self.backward[unit * self.fan_in..(unit + 1) * self.fan_in];
-                let j = draw(cdf, rng);
-                (j, unit * self.fan_in + j)
+                let edge = unit * self.out_group * self.fan_in + q;
+                ((edge % self.fan_in) / self.in_group, edge)
             }
         }
+    }
+
+    /// One step from `unit`: the unit reached and the row-major index of the edge traversed.
+    fn step(&self, unit: usize, direction: Direction, rng: &mut StreamRng) -> (usize, usize) {
+        self.locate(unit, direction, draw(self.cdf(unit, direction), rng))
+    }
+
+    /// Every edge of a step from `unit` with the unit it reaches and its probability.
+    #[cfg(test)]
+    fn edge_probabilities(&self, unit: usize, direction: Direction) -> Vec<(usize, usize, f64)> {
+        let cdf = self.cdf(unit, direction);
+        let total = cdf.last().expect("a layer has at least one unit");
+        let mut prev = 0.0;
+        cdf.iter()
+            .enumerate()
+            .map(|(q, &c)| {
+                let (next, edge) = self.locate(unit, direction, q);
+                let p = (c - prev) / total;
+                prev = c;
+                (edge, next, p)
+            })
+            .collect()
     }
 }
 
@@ -207,11 +305,6 @@ pub(crate) fn phew_mask(
     truncate: bool,
 ) -> Result<PhewRun, CoreError> {
     let shapes = net.shapes();
-    if let Some((l, s)) = shapes.iter().enumerate().find(|(_, s)| s.dims.len() != 2) {
-        return Err(CoreError::ShapeMismatch(format!(
-            "phew supports dense layers only; layer {l} has shape {s}"
-        )));
-    }
     let total = net.num_prunable();
     if k > total {
         return Err(CoreError::NotEnoughCandidates {
@@ -230,8 +323,8 @@ pub(crate) fn phew_mask(
         .map(|l| WalkLayer::new(net, l))
         .collect();
     let (n_in, n_out) = (
-        layers[0].fan_in,
-        layers.last().expect("at least one layer").fan_out,
+        layers[0].units().0,
+        layers.last().expect("at least one layer").units().1,
     );
     let mut keep: Vec<Vec<bool>> = shapes.iter().map(|s| vec![false; s.len()]).collect();
     let mut count = 0usize;
@@ -299,11 +392,6 @@ pub(crate) fn phew_mask(
 }
 
 impl Pruner for Phew {
-    // Host-side computation over dense layers only (docs/decisions.md).
-    fn supports_conv(&self) -> bool {
-        false
-    }
-
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
@@ -547,6 +635,193 @@ mod tests {
             }
         }
         assert!(kept.0 / kept.1 as f64 > 1.2 * all.0 / all.1 as f64);
+    }
+
+    /// A hand-made 2-channel conv net: input 2×3×3, conv 2 channels 2×2 (stride 1, no
+    /// padding: 2×2 = 4 positions), dense 8 → 2. Conv kernels `W[o, c]` (taps row-major):
+    /// `W[0, 0] = [1, 2, 3, 4]` (L1 10), `W[0, 1] = [1, 1, 1, 1]` (4),
+    /// `W[1, 0] = [0, 0, −5, −25]` (30), `W[1, 1] = [2, 0, 0, 2]` (4).
+    fn two_channel_net() -> Network {
+        let conv = Layer {
+            shape: LayerShape {
+                dims: vec![2, 2, 2, 2],
+            },
+            weight: vec![
+                1.0, 2.0, 3.0, 4.0, 1.0, 1.0, 1.0, 1.0, //
+                0.0, 0.0, -5.0, -25.0, 2.0, 0.0, 0.0, 2.0,
+            ],
+            bias: Some(vec![0.1, 0.2]),
+            conv: Some(ticketbench_core::Conv2d {
+                in_h: 3,
+                in_w: 3,
+                stride: 1,
+                padding: 0,
+            }),
+        };
+        let dense = Layer {
+            shape: LayerShape::dense(8, 2),
+            weight: (1..=16)
+                .map(|v| v as f32 * if v % 3 == 0 { -1.0 } else { 1.0 })
+                .collect(),
+            bias: None,
+            conv: None,
+        };
+        Network::from_layers(vec![conv, dense]).unwrap()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn conv_transition_probabilities_on_a_two_channel_example() {
+        let net = two_channel_net();
+        assert_eq!(unit_groups(&net, 0), (4, 1));
+        assert_eq!(unit_groups(&net, 1), (4, 1));
+        // Channel pairs by kernel L1 norm: from input channel 0, (0, 0) 10 and (1, 0) 30.
+        assert_eq!(
+            transition_probabilities(&net, 0, 0, Direction::Forward),
+            vec![0.25, 0.75]
+        );
+        // Backward from output channel 1: (1, 0) 30 and (1, 1) 4.
+        let back = transition_probabilities(&net, 0, 1, Direction::Backward);
+        assert!(
+            close(back[0], 30.0 / 34.0) && close(back[1], 4.0 / 34.0),
+            "{back:?}"
+        );
+        // Then a tap ∝ |w| within the pair's kernel: P(edge) = P(pair) · |w| / L1.
+        let conv = WalkLayer::new(&net, 0);
+        assert_eq!(conv.units(), (2, 2));
+        let l1 = [[10.0, 4.0], [30.0, 4.0]];
+        let fwd = conv.edge_probabilities(0, Direction::Forward);
+        assert_eq!(fwd.len(), 8);
+        for &(edge, next, p) in &fwd {
+            let (o, c, t) = (edge / 8, (edge % 8) / 4, edge % 4);
+            assert_eq!((c, next), (0, o), "edge {edge}");
+            let want = [0.25, 0.75][o] * (net.layers[0].weight[edge].abs() as f64 / l1[o][0]);
+            assert!(close(p, want), "edge {edge} (tap {t}): {p} vs {want}");
+        }
+        let bwd = conv.edge_probabilities(1, Direction::Backward);
+        assert_eq!(bwd.len(), 8);
+        for &(edge, next, p) in &bwd {
+            let (o, c) = (edge / 8, (edge % 8) / 4);
+            assert_eq!((o, next), (1, c), "edge {edge}");
+            let want = back[c] * (net.layers[0].weight[edge].abs() as f64 / l1[1][c]);
+            assert!(close(p, want), "edge {edge}: {p} vs {want}");
+        }
+        // Into the dense layer from channel 1: the block of columns 4..8, every row, ∝ |W|.
+        let w2 = &net.layers[1].weight;
+        let block: f64 = (0..2)
+            .flat_map(|i| (4..8).map(move |u| w2[i * 8 + u].abs() as f64))
+            .sum();
+        assert_eq!(
+            transition_probabilities(&net, 1, 1, Direction::Forward),
+            vec![
+                (4..8).map(|u| w2[u].abs() as f64).sum::<f64>() / block,
+                (4..8).map(|u| w2[8 + u].abs() as f64).sum::<f64>() / block,
+            ]
+        );
+        let dense = WalkLayer::new(&net, 1);
+        assert_eq!(dense.units(), (2, 2));
+        for (edge, next, p) in dense.edge_probabilities(1, Direction::Forward) {
+            let (i, u) = (edge / 8, edge % 8);
+            assert!((4..8).contains(&u) && next == i, "edge {edge}");
+            assert!(close(p, w2[edge].abs() as f64 / block), "edge {edge}");
+        }
+        // Back from dense unit 0: column u ∝ |W[0, u]|, the walk lands on channel u / 4.
+        let row: f64 = w2[..8].iter().map(|w| w.abs() as f64).sum();
+        for (edge, next, p) in dense.edge_probabilities(0, Direction::Backward) {
+            assert!(edge < 8 && next == edge / 4, "edge {edge}");
+            assert!(close(p, w2[edge].abs() as f64 / row), "edge {edge}");
+        }
+        // The sampler draws from the same table: pair (1, 0) w.p. 0.75, its tap 3 w.p. 5/6.
+        let mut rng = Streams::new(1).stream("phew/test");
+        let n = 40_000;
+        let (mut pair, mut tap3) = (0usize, 0usize);
+        for _ in 0..n {
+            let (o, edge) = conv.step(0, Direction::Forward, &mut rng);
+            if o == 1 {
+                pair += 1;
+                tap3 += usize::from(edge == 8 + 3);
+            }
+        }
+        let p_pair = pair as f64 / n as f64;
+        let p_tap = tap3 as f64 / pair as f64;
+        assert!((p_pair - 0.75).abs() < 0.01, "{p_pair}");
+        assert!((p_tap - 5.0 / 6.0).abs() < 0.012, "{p_tap}");
+    }
+
+    fn conv_net(seed: u64) -> Network {
+        let conv = |channels, stride| ticketbench_core::ConvSpec {
+            channels,
+            kernel: 3,
+            stride,
+            padding: 1,
+        };
+        let spec = ticketbench_core::ConvNetSpec {
+            input: [2, 6, 6],
+            convs: vec![conv(3, 1), conv(4, 2)],
+            hidden: vec![8],
+            outputs: 3,
+        };
+        Network::conv_net(&spec, true, InitScheme::KaimingNormal, &Streams::new(seed)).unwrap()
+    }
+
+    #[test]
+    fn conv_walks_chain_channels_across_the_boundary() {
+        // k = L: the first walk (forward from input channel 0) is the whole mask; its edges
+        // chain channel to channel, then channel block to dense unit to output.
+        let net = conv_net(0);
+        let run = phew_mask(&net, 4, &Streams::new(2), 100_000, true).unwrap();
+        assert_eq!((run.walks, run.mask.layer_kept()), (1, vec![1, 1, 1, 1]));
+        let edge = |l: usize| run.mask.layer(l).iter().position(|&b| b).unwrap();
+        let (e0, e1, e2, e3) = (edge(0), edge(1), edge(2), edge(3));
+        assert_eq!((e0 % 18) / 9, 0, "starts at input channel 0");
+        assert_eq!((e1 % 27) / 9, e0 / 18, "conv 1 reads conv 0's channel");
+        let positions = net.layers[1].positions();
+        assert_eq!(positions, 9);
+        assert_eq!(
+            (e2 % 36) / positions,
+            e1 / 27,
+            "dense reads conv 1's channel block"
+        );
+        assert_eq!(e3 % 8, e2 / 36, "output layer reads the dense unit");
+        // Backward from an output, through the layers' steps: dense unit, then a column of
+        // the dense layer, whose channel the conv layers continue from.
+        let layers: Vec<WalkLayer> = (0..4).map(|l| WalkLayer::new(&net, l)).collect();
+        let mut rng = Streams::new(3).stream("phew/test");
+        for start in 0..3 {
+            let (i, e3) = layers[3].step(start, Direction::Backward, &mut rng);
+            assert_eq!((e3 / 8, e3 % 8), (start, i));
+            let (c, e2) = layers[2].step(i, Direction::Backward, &mut rng);
+            assert_eq!((e2 / 36, (e2 % 36) / positions), (i, c));
+            let (c0, e1) = layers[1].step(c, Direction::Backward, &mut rng);
+            assert_eq!((e1 / 27, (e1 % 27) / 9), (c, c0));
+            let (x, e0) = layers[0].step(c0, Direction::Backward, &mut rng);
+            assert_eq!((e0 / 18, (e0 % 18) / 9), (c0, x));
+            assert!(x < 2);
+        }
+    }
+
+    #[test]
+    fn conv_exact_count_and_same_seed_same_mask() {
+        let net = conv_net(1);
+        let total = net.num_prunable();
+        for d in [1.0, 0.6, 0.2, 0.05, 0.01] {
+            let k = target_count(Density::new(d).unwrap(), total).unwrap();
+            let run = phew_mask(&net, k, &Streams::new(4), 100_000, true).unwrap();
+            assert_eq!(run.mask.kept(), k, "density {d}");
+            run.mask.check_shapes(&net.shapes()).unwrap();
+            if d < 1.0 {
+                assert_eq!(run.filled, 0, "density {d}");
+                assert!(run.mask.layer_kept().iter().all(|&c| c > 0), "density {d}");
+            }
+        }
+        let a = phew_mask(&net, 120, &Streams::new(5), 100_000, true).unwrap();
+        let b = phew_mask(&net, 120, &Streams::new(5), 100_000, true).unwrap();
+        let c = phew_mask(&net, 120, &Streams::new(6), 100_000, true).unwrap();
+        assert_eq!((&a.mask, a.walks), (&b.mask, b.walks));
+        assert_ne!(a.mask, c.mask);
     }
 
     #[test]

@@ -32,9 +32,11 @@ use ticketbench_planted::Dataset;
 ///
 /// Deviation: scores are normalised `S ← S / Σ S` like SNIP's (the reference returns raw
 /// `|∂L/∂c|`; the ranking is unchanged), so with `M = 0` (or `η = 0`) ProsPr's scores are
-/// SNIP's `|g ⊙ θ| / Σ |g ⊙ θ|` on the same batch. The structured (channel) variant is not
-/// implemented. Alizadeh, Tailor, Zintgraf, van Amersfoort, Farquhar, Lane & Gal 2022,
-/// arXiv 2202.08132; code mil-ad/prospr.
+/// SNIP's `|g ⊙ θ| / Σ |g ⊙ θ|` on the same batch. Convolution layers take part like dense
+/// ones: the inner steps, `∇L` and `H_t u` run through the im2col products of
+/// [`super::hessian`], and every kernel entry has its own gate. The structured (channel)
+/// variant is not implemented. Alizadeh, Tailor, Zintgraf, van Amersfoort, Farquhar, Lane &
+/// Gal 2022, arXiv 2202.08132; code mil-ad/prospr.
 pub struct Prospr {
     params: ProsprParams,
 }
@@ -199,11 +201,6 @@ fn draw_batches(train: &Dataset, size: usize, count: usize, streams: &Streams) -
 }
 
 impl Pruner for Prospr {
-    // Host-side computation over dense layers only (docs/decisions.md).
-    fn supports_conv(&self) -> bool {
-        false
-    }
-
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
@@ -249,7 +246,7 @@ impl Pruner for Prospr {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hessian::tests::{random_dataset, small_net};
+    use super::super::hessian::tests::{random_dataset, small_conv_net, small_net};
     use super::super::hessian::{BatchTargets, Loss};
     use super::super::snip::snip_scores;
     use super::*;
@@ -349,6 +346,23 @@ mod tests {
                 settings(3, 0.5, 0.9, false),
                 settings(1, 0.1, 0.0, false),
             ] {
+                check_against_finite_differences(&net, loss, &one, &params);
+                check_against_finite_differences(&net, loss, &fresh, &params);
+            }
+        }
+    }
+
+    #[test]
+    fn conv_meta_gradient_matches_finite_differences() {
+        // The same check on a small convolutional net (1×6×6, conv 3 s1, conv 4 s2, 5, k).
+        for (output, seed) in [(OutputKind::Classes(3), 1), (OutputKind::Regression(2), 2)] {
+            let net = small_conv_net(output.dim(), seed);
+            let loss = Loss::for_output(output, 1.0);
+            let one = [Batch::from_dataset(&random_dataset(8, 36, output, seed))];
+            let fresh: Vec<Batch> = (0..3)
+                .map(|s| Batch::from_dataset(&random_dataset(6, 36, output, 10 + s)))
+                .collect();
+            for params in [settings(2, 0.1, 0.0, false), settings(2, 0.5, 0.9, false)] {
                 check_against_finite_differences(&net, loss, &one, &params);
                 check_against_finite_differences(&net, loss, &fresh, &params);
             }

@@ -12,7 +12,12 @@ use ticketbench_core::{Density, Mask, Network, Scores, target_count};
 /// masked network (ReLU is the identity on this all-positive pass) and
 /// `R = 1ᵀ f(1; |θ| ⊙ m)`. Score `S_i = |θ_i| · ∂R/∂|θ_i| ≥ 0`. For layer `l` with input
 /// activity `a_{l−1}` and output sensitivity `g_l = ∂R/∂a_l`:
-/// `S_l[o, i] = |W_l[o, i]| m_l[o, i] · g_l[o] · a_{l−1}[i]`. Global exact-k over all weights
+/// `S_l[o, i] = |W_l[o, i]| m_l[o, i] · g_l[o] · a_{l−1}[i]`. A convolution layer
+/// (`Z[o, p] = Σ_t W[o, t] X[p, t]`, `X = im2col(a_{l−1})`, zero in the padding) convolves the
+/// all-positive activity with the kernels `|W_l ⊙ m_l|` and adds `|b_l[o]|` at every position
+/// of channel `o`; the backward pass is the transposed convolution (`∂R/∂X[p, t] =
+/// Σ_o |W[o, t]| m[o, t] g_l[o, p]`, scattered back through im2col) and a kernel entry scores
+/// `S_l[o, t] = |W_l[o, t]| m_l[o, t] · Σ_p g_l[o, p] X[p, t]`. Global exact-k over all weights
 /// (first and last layer included, biases not pruned); `rounds` rounds (default 100) with the
 /// exponential schedule `d_k = D^(k/n)` (or linear `1 − (1 − D)k/n`), re-scoring the masked
 /// net each round; pruned weights stay pruned. Computed on the host in f64 (the f32 pass
@@ -60,42 +65,97 @@ pub(super) const INFO: MethodInfo = MethodInfo {
 
 /// SynFlow scores of the masked network and the total flow `R` (host, f64).
 pub(crate) fn synflow_scores(net: &Network, mask: &Mask) -> (Scores, f64) {
-    // Forward: a_0 = 1, a_l = |W_l ⊙ m_l| a_{l−1} + |b_l|.
-    let mut acts: Vec<Vec<f64>> = vec![vec![1.0; net.layers[0].shape.fan_in()]];
+    // Forward: a_0 = 1, a_l = |W_l ⊙ m_l| a_{l−1} + |b_l| (a convolution of a_{l−1} with the
+    // kernels |W_l ⊙ m_l|, the channel's |b| added at every position).
+    let mut acts: Vec<Vec<f64>> = vec![vec![1.0; net.layers[0].in_len()]];
     for (l, layer) in net.layers.iter().enumerate() {
         let (fan_out, fan_in) = (layer.shape.fan_out(), layer.shape.fan_in());
         let keep = mask.layer(l);
         let prev = &acts[l];
-        let next: Vec<f64> = (0..fan_out)
-            .map(|o| {
-                let row = o * fan_in;
-                let flow: f64 = (0..fan_in)
-                    .filter(|&i| keep[row + i])
-                    .map(|i| layer.weight[row + i].abs() as f64 * prev[i])
-                    .sum();
-                flow + layer.bias.as_ref().map_or(0.0, |b| b[o].abs() as f64)
-            })
-            .collect();
+        let bias = |o: usize| layer.bias.as_ref().map_or(0.0, |b| b[o].abs() as f64);
+        let next: Vec<f64> = match layer.im2col() {
+            None => (0..fan_out)
+                .map(|o| {
+                    let row = o * fan_in;
+                    let flow: f64 = (0..fan_in)
+                        .filter(|&i| keep[row + i])
+                        .map(|i| layer.weight[row + i].abs() as f64 * prev[i])
+                        .sum();
+                    flow + bias(o)
+                })
+                .collect(),
+            Some(map) => {
+                let positions = map.positions();
+                let mut cols = vec![0.0; positions * fan_in];
+                map.gather(prev, &mut cols);
+                (0..fan_out * positions)
+                    .map(|at| {
+                        let (o, p) = (at / positions, at % positions);
+                        let (row, x) = (o * fan_in, &cols[p * fan_in..(p + 1) * fan_in]);
+                        let flow: f64 = (0..fan_in)
+                            .filter(|&t| keep[row + t])
+                            .map(|t| layer.weight[row + t].abs() as f64 * x[t])
+                            .sum();
+                        flow + bias(o)
+                    })
+                    .collect()
+            }
+        };
         acts.push(next);
     }
     let r: f64 = acts.last().expect("at least one layer").iter().sum();
-    // Backward: g_L = 1, g_{l−1} = |W_l ⊙ m_l|ᵀ g_l.
+    // Backward: g_L = 1, g_{l−1} = |W_l ⊙ m_l|ᵀ g_l (for a convolution the transposed
+    // convolution: dX[p, t] = Σ_o |W[o, t]| g[o, p], scattered back through im2col).
     let mut layers = vec![Vec::new(); net.layers.len()];
-    let mut g = vec![1.0; net.layers.last().expect("layers").shape.fan_out()];
+    let mut g = vec![1.0; net.layers.last().expect("layers").out_len()];
     for (l, layer) in net.layers.iter().enumerate().rev() {
         let (fan_out, fan_in) = (layer.shape.fan_out(), layer.shape.fan_in());
         let keep = mask.layer(l);
         let a = &acts[l];
         let mut scores = vec![0.0; fan_out * fan_in];
-        let mut g_prev = vec![0.0; fan_in];
-        for o in 0..fan_out {
-            let row = o * fan_in;
-            for i in 0..fan_in {
-                if keep[row + i] {
-                    let w = layer.weight[row + i].abs() as f64;
-                    scores[row + i] = w * g[o] * a[i];
-                    g_prev[i] += w * g[o];
+        let mut g_prev = vec![0.0; a.len()];
+        match layer.im2col() {
+            None => {
+                for (o, &g_o) in g.iter().enumerate() {
+                    let row = o * fan_in..(o + 1) * fan_in;
+                    for ((((&k, &w), s), &a_i), gp) in keep[row.clone()]
+                        .iter()
+                        .zip(&layer.weight[row.clone()])
+                        .zip(&mut scores[row])
+                        .zip(a)
+                        .zip(&mut g_prev)
+                    {
+                        if k {
+                            let w = w.abs() as f64;
+                            *s = w * g_o * a_i;
+                            *gp += w * g_o;
+                        }
+                    }
                 }
+            }
+            Some(map) => {
+                // S[o, t] = |W[o, t]| m[o, t] · Σ_p g[o, p] X[p, t].
+                let positions = map.positions();
+                let mut cols = vec![0.0; positions * fan_in];
+                map.gather(a, &mut cols);
+                let mut dcols = vec![0.0; positions * fan_in];
+                for o in 0..fan_out {
+                    let row = o * fan_in;
+                    let g_o = &g[o * positions..(o + 1) * positions];
+                    for t in (0..fan_in).filter(|&t| keep[row + t]) {
+                        let w = layer.weight[row + t].abs() as f64;
+                        let flow: f64 = g_o
+                            .iter()
+                            .enumerate()
+                            .map(|(p, &gp)| gp * cols[p * fan_in + t])
+                            .sum();
+                        scores[row + t] = w * flow;
+                        for (p, &gp) in g_o.iter().enumerate() {
+                            dcols[p * fan_in + t] += w * gp;
+                        }
+                    }
+                }
+                map.scatter_add(&dcols, &mut g_prev);
             }
         }
         layers[l] = scores;
@@ -115,11 +175,6 @@ impl Synflow {
 }
 
 impl Pruner for Synflow {
-    // Host-side computation over dense layers only (docs/decisions.md).
-    fn supports_conv(&self) -> bool {
-        false
-    }
-
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }
@@ -161,6 +216,7 @@ impl Pruner for Synflow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ticketbench_core::{ConvNetSpec, ConvSpec, InitScheme, Streams, sample_uniform};
 
     #[test]
     fn worked_example_and_conservation() {
@@ -205,5 +261,100 @@ mod tests {
         let (s, _) = synflow_scores(&net, &mask);
         assert_eq!(&s.layers[0][2..], &[0.0, 0.0]);
         assert!(s.layers[0][..2].iter().all(|&v| v > 0.0));
+    }
+
+    /// A 2×6×6 → conv 3ch (s1) → conv 4ch (s2) → 5 → 3 network.
+    fn conv_net(bias: bool, seed: u64) -> Network {
+        let conv = |channels, stride| ConvSpec {
+            channels,
+            kernel: 3,
+            stride,
+            padding: 1,
+        };
+        let spec = ConvNetSpec {
+            input: [2, 6, 6],
+            convs: vec![conv(3, 1), conv(4, 2)],
+            hidden: vec![5],
+            outputs: 3,
+        };
+        Network::conv_net(&spec, bias, InitScheme::KaimingUniform, &Streams::new(seed)).unwrap()
+    }
+
+    fn random_mask(net: &Network, keep: f64, seed: u64) -> Mask {
+        let mut rng = Streams::new(seed).stream("test/synflow/mask");
+        Mask::from_layers(
+            net.layers
+                .iter()
+                .map(|l| {
+                    (0..l.shape.len())
+                        .map(|_| sample_uniform(&mut rng, 0.0, 1.0) < keep)
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+
+    /// `R = 1ᵀ f(1; |θ| ⊙ m)` by the reference forward of the |θ|-masked network.
+    fn flow_by_forward(abs: &Network) -> f64 {
+        abs.forward_f64(&vec![1.0; abs.layers[0].in_len()])
+            .iter()
+            .sum()
+    }
+
+    #[test]
+    fn conv_scores_equal_finite_differences_of_the_flow() {
+        // S_i = |θ_i| ∂R/∂|θ_i|; R is linear in each |θ_i|, so central differences are exact
+        // up to rounding.
+        let net = conv_net(true, 3);
+        let mask = random_mask(&net, 0.7, 4);
+        let (s, r) = synflow_scores(&net, &mask);
+        let mut abs = net.clone();
+        for (l, layer) in abs.layers.iter_mut().enumerate() {
+            for (w, &k) in layer.weight.iter_mut().zip(mask.layer(l)) {
+                *w = if k { w.abs() } else { 0.0 };
+            }
+            if let Some(b) = &mut layer.bias {
+                b.iter_mut().for_each(|b| *b = b.abs());
+            }
+        }
+        let r_ref = flow_by_forward(&abs);
+        assert!((r - r_ref).abs() <= 1e-12 * r_ref, "{r} vs {r_ref}");
+        let mut checked = 0;
+        for (l, layer) in net.layers.iter().enumerate() {
+            for i in (0..layer.shape.len()).step_by(2) {
+                if !mask.layer(l)[i] {
+                    assert_eq!(s.layers[l][i], 0.0, "pruned weight {l}/{i}");
+                    continue;
+                }
+                let w = abs.layers[l].weight[i];
+                let (mut plus, mut minus) = (abs.clone(), abs.clone());
+                // Positive both ways, so ReLU stays the identity on the all-positive pass.
+                plus.layers[l].weight[i] = w * 1.25;
+                minus.layers[l].weight[i] = w * 0.75;
+                let step = plus.layers[l].weight[i] as f64 - minus.layers[l].weight[i] as f64;
+                let fd = w as f64 * (flow_by_forward(&plus) - flow_by_forward(&minus)) / step;
+                let got = s.layers[l][i];
+                assert!(got > 0.0 || fd == 0.0, "layer {l} weight {i}: {got}");
+                assert!(
+                    (got - fd).abs() <= 1e-10 * r,
+                    "layer {l} weight {i}: {got} vs {fd}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 80, "{checked}");
+    }
+
+    #[test]
+    fn conv_layerwise_conservation_without_biases() {
+        // Bias-free: every layer's scores sum to R (Euler's theorem, each layer linear).
+        let net = conv_net(false, 5);
+        let mask = random_mask(&net, 0.8, 6);
+        let (s, r) = synflow_scores(&net, &mask);
+        assert!(r > 0.0);
+        for layer in &s.layers {
+            let sum: f64 = layer.iter().sum();
+            assert!((sum - r).abs() <= 1e-12 * r, "{sum} vs {r}");
+        }
     }
 }

@@ -783,17 +783,6 @@ impl Suite {
             pruner: Arc::from(pruner),
         })
         .collect::<Vec<_>>();
-        if models.iter().any(|m| !m.conv.is_empty())
-            && let Some(i) = suite_methods.iter().position(|m| !m.pruner.supports_conv())
-        {
-            return Err(at(
-                &file.methods.value[i].referenced,
-                format!(
-                    "method `{}` does not run on convolutional models yet (its host-side computation covers dense layers only); list it in a suite without `conv:` models",
-                    suite_methods[i].label
-                ),
-            ));
-        }
         if models.iter().all(|m| m.plant.is_none())
             && let Some(i) = suite_methods
                 .iter()

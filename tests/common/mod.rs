@@ -38,3 +38,38 @@ pub fn records(dir: &Path) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Everything a method needs outside a suite: θ_0, the task's data, the engine.
+pub struct PruneSetup<'a> {
+    pub engine: &'a ticketbench::engine::Engine,
+    pub net: &'a ticketbench_core::Network,
+    pub task: &'a ticketbench_planted::TaskData,
+    pub recipe: &'a ticketbench::train::TrainRecipe,
+    pub streams: &'a ticketbench_core::Streams,
+    pub planted: Option<&'a ticketbench_planted::PlantedTicket>,
+}
+
+impl PruneSetup<'_> {
+    /// Runs `method` at `density`.
+    pub fn prune(
+        &self,
+        method: &dyn ticketbench::methods::Pruner,
+        density: f64,
+    ) -> Result<ticketbench::methods::PruneOutcome, ticketbench::methods::MethodError> {
+        let data = self.engine.upload(self.task);
+        let mut trained = None;
+        let mut ctx = ticketbench::methods::PruneContext {
+            engine: self.engine,
+            net: self.net,
+            task: self.task,
+            data: &data,
+            recipe: self.recipe,
+            streams: self.streams,
+            trained_dense: &mut trained,
+            cache: &mut ticketbench::methods::MethodCache::new(),
+            progress: &mut |_| {},
+            planted: self.planted,
+        };
+        method.prune(&mut ctx, ticketbench_core::Density::new(density).unwrap())
+    }
+}
