@@ -16,15 +16,6 @@ use ticketbench_baselines::{RuleInput, random_ticket};
 use ticketbench_core::{ConvNetSpec, ConvSpec, Density, InitScheme, Network, Streams};
 use ticketbench_planted::{Dataset, OutputKind, TaskData, tasks};
 
-fn conv(channels: usize, stride: usize) -> ConvSpec {
-    ConvSpec {
-        channels,
-        kernel: 3,
-        stride,
-        padding: 1,
-    }
-}
-
 /// The digits task, its first `n` training rows as both splits (fast tests).
 fn digits(n: usize) -> TaskData {
     let data = tasks::build("digits", &Default::default())
@@ -41,7 +32,7 @@ fn digits(n: usize) -> TaskData {
 fn digits_net(seed: u64) -> Network {
     let spec = ConvNetSpec {
         input: [1, 8, 8],
-        convs: vec![conv(4, 1), conv(8, 2)],
+        convs: vec![ConvSpec::k3(4, 1), ConvSpec::k3(8, 2)],
         hidden: vec![16],
         outputs: 10,
     };
@@ -163,7 +154,7 @@ fn erk_and_er_on_a_conv_net_match_the_worked_example() {
     // stride-1 and a stride-2 convolution, flattened 16·7·7 = 784 into the classifier.
     let spec = ConvNetSpec {
         input: [1, 14, 14],
-        convs: vec![conv(8, 1), conv(16, 2)],
+        convs: vec![ConvSpec::k3(8, 1), ConvSpec::k3(16, 2)],
         hidden: vec![],
         outputs: 10,
     };

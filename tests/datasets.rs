@@ -1,6 +1,9 @@
 //! Datasets on disk through a suite file: relative paths resolve against the suite's
 //! directory, results record the files' digests, labels leave paths out.
 
+mod common;
+
+use common::{ok, records, ticketbench};
 use ticketbench::runner::suite::Suite;
 use ticketbench_core::Streams;
 use ticketbench_planted::{OutputKind, Targets};
@@ -70,4 +73,41 @@ fn a_suite_reads_idx_files_relative_to_itself() {
         e.contains("missing.yaml:2:") && e.contains("nope/train-images"),
         "{e}"
     );
+}
+
+#[test]
+fn a_conv4_style_net_runs_on_28x28_idx_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels: Vec<u8> = (0..32).map(|i| (i % 10) as u8).collect();
+    for (name, bytes) in [
+        ("train-images", idx_images(32, 28, 28)),
+        ("train-labels", idx_labels(&labels)),
+        ("test-images", idx_images(16, 28, 28)),
+        ("test-labels", idx_labels(&labels[..16])),
+    ] {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    // Conv-4's conv-conv-pool-conv-conv-pool with stride-2 convolutions in place of pooling.
+    let suite = dir.path().join("conv4.yaml");
+    std::fs::write(
+        &suite,
+        "tasks:\n  - {name: idx, train_images: train-images, train_labels: train-labels, test_images: test-images, test_labels: test-labels}\nmodels: [{conv: [8, {channels: 8, stride: 2}, 16, {channels: 16, stride: 2}], hidden: [32, 32]}]\nmethods: [dense, snip, synflow, {name: magnitude, structure: channel}]\ndensities: [0.2]\nseeds: 1\ntrain: {epochs: 1, batch_size: 16}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    ok(ticketbench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let records = records(&out);
+    assert_eq!(records.len(), 4);
+    // Activations: 784 → 8·28·28 → 8·14·14 → 16·14·14 → 16·7·7 → 32 → 32 → 10.
+    let widths: Vec<u64> = vec![784, 6272, 1568, 3136, 784, 32, 32, 10];
+    for r in &records {
+        assert_eq!(r["status"], "ok", "{}", r["method_label"]);
+        assert_eq!(r["widths"], serde_json::json!(widths));
+    }
 }

@@ -98,6 +98,18 @@ pub struct ConvSpec {
     pub padding: usize,
 }
 
+impl ConvSpec {
+    /// A 3×3 convolution with padding 1 (a suite's default for a bare channel count).
+    pub fn k3(channels: usize, stride: usize) -> Self {
+        ConvSpec {
+            channels,
+            kernel: 3,
+            stride,
+            padding: 1,
+        }
+    }
+}
+
 /// A convolutional network: convolutions (ReLU after each) on a `[c, h, w]` image, then dense
 /// layers `hidden…, outputs` on the flattened CHW activations. Downsampling is by stride, not
 /// by pooling (an all-convolutional net, Springenberg et al. 2015, arXiv 1412.6806): every
@@ -391,15 +403,9 @@ mod tests {
 
     #[test]
     fn conv_net_shapes_widths_and_fan_in() {
-        let conv = |channels, stride| ConvSpec {
-            channels,
-            kernel: 3,
-            stride,
-            padding: 1,
-        };
         let spec = ConvNetSpec {
             input: [1, 8, 8],
-            convs: vec![conv(16, 1), conv(32, 2)],
+            convs: vec![ConvSpec::k3(16, 1), ConvSpec::k3(32, 2)],
             hidden: vec![64],
             outputs: 10,
         };
@@ -427,7 +433,7 @@ mod tests {
             convs: vec![ConvSpec {
                 kernel: 11,
                 padding: 0,
-                ..conv(4, 1)
+                ..ConvSpec::k3(4, 1)
             }],
             ..spec.clone()
         };

@@ -732,15 +732,12 @@ mod tests {
     fn conv_outputs_and_accuracy_equal_forward_f64_on_the_masked_network() {
         // 2×5×5 images: conv 3 channels (stride 1), conv 4 channels (stride 2, 3×3 out),
         // dense 6, 4 classes; 3×3 kernels with zero padding 1.
-        let conv = |channels, stride| ticketbench_core::ConvSpec {
-            channels,
-            kernel: 3,
-            stride,
-            padding: 1,
-        };
         let spec = ticketbench_core::ConvNetSpec {
             input: [2, 5, 5],
-            convs: vec![conv(3, 1), conv(4, 2)],
+            convs: vec![
+                ticketbench_core::ConvSpec::k3(3, 1),
+                ticketbench_core::ConvSpec::k3(4, 2),
+            ],
             hidden: vec![6],
             outputs: 4,
         };

@@ -716,15 +716,9 @@ pub(super) mod tests {
     /// A 1×6×6 image net: conv 3 channels (stride 1), conv 4 channels (stride 2), dense 5,
     /// `outputs`; 3×3 kernels, padding 1, nonzero biases (kaiming-uniform); 36 inputs.
     pub(in crate::methods) fn small_conv_net(outputs: usize, seed: u64) -> Network {
-        let conv = |channels, stride| ConvSpec {
-            channels,
-            kernel: 3,
-            stride,
-            padding: 1,
-        };
         let spec = ConvNetSpec {
             input: [1, 6, 6],
-            convs: vec![conv(3, 1), conv(4, 2)],
+            convs: vec![ConvSpec::k3(3, 1), ConvSpec::k3(4, 2)],
             hidden: vec![5],
             outputs,
         };

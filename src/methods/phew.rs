@@ -752,15 +752,12 @@ mod tests {
     }
 
     fn conv_net(seed: u64) -> Network {
-        let conv = |channels, stride| ticketbench_core::ConvSpec {
-            channels,
-            kernel: 3,
-            stride,
-            padding: 1,
-        };
         let spec = ticketbench_core::ConvNetSpec {
             input: [2, 6, 6],
-            convs: vec![conv(3, 1), conv(4, 2)],
+            convs: vec![
+                ticketbench_core::ConvSpec::k3(3, 1),
+                ticketbench_core::ConvSpec::k3(4, 2),
+            ],
             hidden: vec![8],
             outputs: 3,
         };

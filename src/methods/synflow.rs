@@ -265,15 +265,9 @@ mod tests {
 
     /// A 2×6×6 → conv 3ch (s1) → conv 4ch (s2) → 5 → 3 network.
     fn conv_net(bias: bool, seed: u64) -> Network {
-        let conv = |channels, stride| ConvSpec {
-            channels,
-            kernel: 3,
-            stride,
-            padding: 1,
-        };
         let spec = ConvNetSpec {
             input: [2, 6, 6],
-            convs: vec![conv(3, 1), conv(4, 2)],
+            convs: vec![ConvSpec::k3(3, 1), ConvSpec::k3(4, 2)],
             hidden: vec![5],
             outputs: 3,
         };

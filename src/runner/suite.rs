@@ -188,25 +188,20 @@ impl<'de> Deserialize<'de> for ConvEntry {
             Channels(usize),
             Full(Full),
         }
-        let full = match Entry::deserialize(deserializer).map_err(|_| {
+        let spec = match Entry::deserialize(deserializer).map_err(|_| {
             de::Error::custom(
                 "a convolution is a channel count (e.g. 16) or a map {channels, kernel, stride, padding}",
             )
         })? {
-            Entry::Channels(channels) => Full {
-                channels,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
+            Entry::Channels(channels) => ConvSpec::k3(channels, 1),
+            Entry::Full(f) => ConvSpec {
+                channels: f.channels,
+                kernel: f.kernel,
+                stride: f.stride,
+                padding: f.padding,
             },
-            Entry::Full(f) => f,
         };
-        Ok(ConvEntry(ConvSpec {
-            channels: full.channels,
-            kernel: full.kernel,
-            stride: full.stride,
-            padding: full.padding,
-        }))
+        Ok(ConvEntry(spec))
     }
 }
 

@@ -1,10 +1,23 @@
-use super::stored::{RawSplit, Stored, check_limit, read_file};
+//! CIFAR-10 (Krizhevsky 2009), the "binary version" on disk: `dir` holds
+//! `data_batch_1.bin` … `data_batch_5.bin` (training, in that order) and `test_batch.bin`,
+//! each a sequence of 3,073-byte records (label 0..9, then the 32×32 red, green and blue
+//! planes, row-major — already CHW). Nothing is downloaded.
+//!
+//! `dir` is used as given (absolute, or relative to the current directory); a suite file
+//! resolves it relative to the suite file before building the task. Files are read and
+//! validated when the task is built and held in memory; [`Task::params`] records `dir` with
+//! the blake3 digest of each file (key `blake3`).
+//!
+//! Inputs are `byte/255 ∈ [0, 1]` (no mean/std normalisation), image shape 3×32×32, 10
+//! classes; `limit_train`/`limit_test` keep only the first records (quick runs). The split is
+//! the files' own; only the order of the training rows depends on the seed (stream
+//! `task/cifar/perm`). Cross-entropy; metric test accuracy.
+
+use super::stored::{RawSplit, Stored, StoredTask, check_limit, read_file};
 use super::{Task, TaskError, TaskInfo, parse_params};
-use crate::{ImageShape, OutputKind, TaskData};
+use crate::ImageShape;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::Arc;
-use ticketbench_core::Streams;
 
 const SHAPE: ImageShape = ImageShape {
     channels: 3,
@@ -21,26 +34,6 @@ const TRAIN_FILES: [&str; 5] = [
     "data_batch_5.bin",
 ];
 const TEST_FILE: &str = "test_batch.bin";
-
-/// CIFAR-10 (Krizhevsky 2009), the "binary version" on disk: `dir` holds
-/// `data_batch_1.bin` … `data_batch_5.bin` (training, in that order) and `test_batch.bin`,
-/// each a sequence of 3,073-byte records (label 0..9, then the 32×32 red, green and blue
-/// planes, row-major — already CHW). Nothing is downloaded.
-///
-/// `dir` is used as given (absolute, or relative to the current directory); a suite file
-/// resolves it relative to the suite file before building the task. Files are read and
-/// validated when the task is built and held in memory; [`Task::params`] records `dir` with
-/// the blake3 digest of each file (key `blake3`).
-///
-/// Inputs are `byte/255 ∈ [0, 1]` (no mean/std normalisation), image shape 3×32×32, 10
-/// classes; `limit_train`/`limit_test` keep only the first records (quick runs). The split is
-/// the files' own; only the order of the training rows depends on the seed (stream
-/// `task/cifar/perm`). Cross-entropy; metric test accuracy.
-pub struct Cifar {
-    params: CifarParams,
-    digests: serde_json::Map<String, serde_json::Value>,
-    data: Arc<Stored>,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,51 +121,28 @@ fn load(params: CifarParams) -> Result<Box<dyn Task>, String> {
     train.truncate(n, dim);
     let n = check_limit("limit_test", params.limit_test, test.len(), TEST_FILE)?;
     test.truncate(n, dim);
-    Ok(Box::new(Cifar {
-        params,
-        digests,
-        data: Arc::new(Stored {
+    let mut recorded = serde_json::to_value(&params).expect("plain struct");
+    recorded["blake3"] = serde_json::Value::Object(digests);
+    Ok(Box::new(StoredTask::new(
+        INFO.name,
+        recorded,
+        Stored {
             shape: SHAPE,
             classes: 10,
             train,
             test,
             divisor: 255.0,
             standardise: None,
-        }),
-    }))
-}
-
-impl Task for Cifar {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn params(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(&self.params).expect("plain struct");
-        v["blake3"] = serde_json::Value::Object(self.digests.clone());
-        v
-    }
-    fn samples(&self) -> usize {
-        self.data.samples()
-    }
-    fn input_dim(&self) -> usize {
-        SHAPE.input_dim()
-    }
-    fn output(&self) -> OutputKind {
-        self.data.output()
-    }
-    fn image_shape(&self) -> Option<ImageShape> {
-        Some(SHAPE)
-    }
-    fn generate(&self, streams: &Streams) -> TaskData {
-        self.data.generate(INFO.name, streams)
-    }
+        },
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Targets;
     use crate::tasks::Params;
+    use crate::{OutputKind, Targets};
+    use ticketbench_core::Streams;
 
     /// Record with `label` whose pixel (c, y, x) is `(seed + 3c + 2y + x) mod 256`.
     fn record(label: u8, seed: u8) -> Vec<u8> {

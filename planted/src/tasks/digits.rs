@@ -1,9 +1,22 @@
-use super::stored::{RawSplit, Stored, gunzip};
-use super::{Task, TaskInfo, parse_params};
-use crate::{ImageShape, OutputKind, TaskData};
+//! UCI "Optical Recognition of Handwritten Digits" (Alpaydin & Kaynak 1998, DOI
+//! 10.24432/C50P49, CC BY 4.0), shipped in the repository: the 1,797-example test set
+//! (`optdigits.tes`, 13 writers) as scikit-learn 1.9.1 bundles it
+//! (`sklearn/datasets/data/digits.csv.gz`). Each example is an 8×8 image (1×8×8, CHW) of
+//! counts 0..16 of set pixels in 4×4 blocks of a 32×32 bitmap, class = digit 0..9.
+//!
+//! Fixed, seed-independent stratified split: of each class's `n_c` rows, the first
+//! `⌈3·n_c/4⌉` in file order train and the rest test (1,352 train, 445 test). Only the order
+//! of the training rows depends on the seed (stream `task/digits/perm`); test rows keep file
+//! order. Inputs: `normalise: unit` (default) maps counts to `count/16 ∈ [0, 1]`; `standard`
+//! then standardises each pixel with the mean and population standard deviation of the
+//! training split (pixels constant over it are only centred). Cross-entropy over 10 logits;
+//! metric test accuracy.
+
+use super::stored::{RawSplit, Stored, StoredTask, gunzip};
+use super::{TaskInfo, parse_params};
+use crate::ImageShape;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, OnceLock};
-use ticketbench_core::Streams;
+use std::sync::OnceLock;
 
 /// The vendored file: scikit-learn's copy of the UCI test set (`planted/data/README.md`
 /// gives provenance, licence and digests).
@@ -14,24 +27,6 @@ const SHAPE: ImageShape = ImageShape {
     height: 8,
     width: 8,
 };
-
-/// UCI "Optical Recognition of Handwritten Digits" (Alpaydin & Kaynak 1998, DOI
-/// 10.24432/C50P49, CC BY 4.0), shipped in the repository: the 1,797-example test set
-/// (`optdigits.tes`, 13 writers) as scikit-learn 1.9.1 bundles it
-/// (`sklearn/datasets/data/digits.csv.gz`). Each example is an 8×8 image (1×8×8, CHW) of
-/// counts 0..16 of set pixels in 4×4 blocks of a 32×32 bitmap, class = digit 0..9.
-///
-/// Fixed, seed-independent stratified split: of each class's `n_c` rows, the first
-/// `⌈3·n_c/4⌉` in file order train and the rest test (1,352 train, 445 test). Only the order
-/// of the training rows depends on the seed (stream `task/digits/perm`); test rows keep file
-/// order. Inputs: `normalise: unit` (default) maps counts to `count/16 ∈ [0, 1]`; `standard`
-/// then standardises each pixel with the mean and population standard deviation of the
-/// training split (pixels constant over it are only centred). Cross-entropy over 10 logits;
-/// metric test accuracy.
-pub struct Digits {
-    params: DigitsParams,
-    data: Arc<Stored>,
-}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,10 +57,11 @@ pub(super) const INFO: TaskInfo = TaskInfo {
             Normalise::Unit => stored,
             Normalise::Standard => stored.standardised(),
         };
-        Ok(Box::new(Digits {
-            params,
-            data: Arc::new(stored),
-        }))
+        Ok(Box::new(StoredTask::new(
+            INFO.name,
+            serde_json::to_value(&params).expect("plain struct"),
+            stored,
+        )))
     },
 };
 
@@ -143,35 +139,12 @@ fn split(pixels: &[u8], labels: &[u32]) -> Stored {
     }
 }
 
-impl Task for Digits {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("plain struct")
-    }
-    fn samples(&self) -> usize {
-        self.data.samples()
-    }
-    fn input_dim(&self) -> usize {
-        SHAPE.input_dim()
-    }
-    fn output(&self) -> OutputKind {
-        self.data.output()
-    }
-    fn image_shape(&self) -> Option<ImageShape> {
-        Some(SHAPE)
-    }
-    fn generate(&self, streams: &Streams) -> TaskData {
-        self.data.generate(INFO.name, streams)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Targets;
     use crate::tasks::Params;
+    use crate::{OutputKind, Targets};
+    use ticketbench_core::Streams;
 
     fn class_counts(y: &[u32]) -> Vec<usize> {
         (0..10)

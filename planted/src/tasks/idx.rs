@@ -1,33 +1,26 @@
-use super::stored::{RawSplit, Stored, check_limit, read_file};
+//! MNIST-style IDX files on disk (MNIST, LeCun et al. 1998; Fashion-MNIST, Xiao et al. 2017;
+//! KMNIST, EMNIST…): `train_images`, `train_labels`, `test_images`, `test_labels` as
+//! unsigned-byte IDX files (magic `0x00000803`: count, rows, columns, then pixels;
+//! `0x00000801`: count, then labels), each optionally gzipped (read transparently when its
+//! name ends in `.gz`). Nothing is downloaded.
+//!
+//! Paths are used as given (absolute, or relative to the current directory); a suite file
+//! resolves its paths relative to the suite file before building the task. Files are read and
+//! validated when the task is built and held in memory; [`Task::params`] records every path
+//! with the blake3 digest of the file's bytes on disk (key `blake3`).
+//!
+//! Inputs are `pixel/255 ∈ [0, 1]`, image shape `1×rows×columns`. `classes` defaults to the
+//! largest label in the four files plus one; `limit_train`/`limit_test` keep only the first
+//! rows of a file (quick runs). The split is the files' own; only the order of the training
+//! rows depends on the seed (stream `task/idx/perm`). Cross-entropy; metric test accuracy.
+
+use super::stored::{RawSplit, Stored, StoredTask, check_limit, read_file};
 use super::{Task, TaskError, TaskInfo, parse_params};
-use crate::{ImageShape, OutputKind, TaskData};
+use crate::ImageShape;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use ticketbench_core::Streams;
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
-
-/// MNIST-style IDX files on disk (MNIST, LeCun et al. 1998; Fashion-MNIST, Xiao et al. 2017;
-/// KMNIST, EMNIST…): `train_images`, `train_labels`, `test_images`, `test_labels` as
-/// unsigned-byte IDX files (magic `0x00000803`: count, rows, columns, then pixels;
-/// `0x00000801`: count, then labels), each optionally gzipped (read transparently when its
-/// name ends in `.gz`). Nothing is downloaded.
-///
-/// Paths are used as given (absolute, or relative to the current directory); a suite file
-/// resolves its paths relative to the suite file before building the task. Files are read and
-/// validated when the task is built and held in memory; [`Task::params`] records every path
-/// with the blake3 digest of the file's bytes on disk (key `blake3`).
-///
-/// Inputs are `pixel/255 ∈ [0, 1]`, image shape `1×rows×columns`. `classes` defaults to the
-/// largest label in the four files plus one; `limit_train`/`limit_test` keep only the first
-/// rows of a file (quick runs). The split is the files' own; only the order of the training
-/// rows depends on the seed (stream `task/idx/perm`). Cross-entropy; metric test accuracy.
-pub struct Idx {
-    params: IdxParams,
-    digests: serde_json::Map<String, serde_json::Value>,
-    data: Arc<Stored>,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -224,53 +217,30 @@ fn load(mut params: IdxParams) -> Result<Box<dyn Task>, String> {
     let n = check_limit("limit_test", params.limit_test, test.len(), "test_images")?;
     test.truncate(n, dim);
     params.classes = Some(classes);
-    Ok(Box::new(Idx {
-        params,
-        digests,
-        data: Arc::new(Stored {
+    let mut recorded = serde_json::to_value(&params).expect("plain struct");
+    recorded["blake3"] = serde_json::Value::Object(digests);
+    Ok(Box::new(StoredTask::new(
+        INFO.name,
+        recorded,
+        Stored {
             shape,
             classes,
             train,
             test,
             divisor: 255.0,
             standardise: None,
-        }),
-    }))
-}
-
-impl Task for Idx {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn params(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(&self.params).expect("plain struct");
-        v["blake3"] = serde_json::Value::Object(self.digests.clone());
-        v
-    }
-    fn samples(&self) -> usize {
-        self.data.samples()
-    }
-    fn input_dim(&self) -> usize {
-        self.data.shape.input_dim()
-    }
-    fn output(&self) -> OutputKind {
-        self.data.output()
-    }
-    fn image_shape(&self) -> Option<ImageShape> {
-        Some(self.data.shape)
-    }
-    fn generate(&self, streams: &Streams) -> TaskData {
-        self.data.generate(INFO.name, streams)
-    }
+        },
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Targets;
     use crate::tasks::Params;
+    use crate::{OutputKind, Targets};
     use std::io::Write;
     use std::path::Path;
+    use ticketbench_core::Streams;
 
     fn images(n: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -14,17 +14,15 @@ mod smc_modchain;
 mod smc_potts;
 mod stored;
 
-pub use cifar::Cifar;
 pub use circle::Circle;
-pub use digits::Digits;
 pub use gaussian::{Gaussian, GaussianParams};
 pub use helix::Helix;
 pub(crate) use helix::helix_point;
-pub use idx::Idx;
 pub use relu::Relu;
 pub use smc_facts::SmcFacts;
 pub use smc_modchain::SmcModchain;
 pub use smc_potts::{PottsModel, SmcPotts};
+pub use stored::StoredTask;
 
 use crate::{Dataset, ImageShape, OutputKind, PlantError, TargetNet, Targets, TaskData};
 use serde::de::DeserializeOwned;

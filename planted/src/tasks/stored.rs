@@ -1,8 +1,10 @@
 //! What the dataset tasks (`digits`, `idx`, `cifar`) share: a fixed train/test split of byte
 //! images held once in memory, its conversion to f32 inputs, and file reading.
 
+use super::Task;
 use crate::{Dataset, ImageShape, OutputKind, Targets, TaskData};
 use std::io::Read;
+use std::sync::Arc;
 use ticketbench_core::{Streams, sample_index};
 
 /// One split as stored: `len × dim` pixel bytes (CHW per example) and the class labels.
@@ -21,6 +23,49 @@ impl RawSplit {
     pub fn truncate(&mut self, n: usize, dim: usize) {
         self.labels.truncate(n);
         self.pixels.truncate(n * dim);
+    }
+}
+
+/// A task served from a [`Stored`] split: the one [`Task`] implementation of `digits`, `idx`
+/// and `cifar`. `params` are the parameters as results record them (the file tasks add the
+/// blake3 of each file under `blake3`).
+pub struct StoredTask {
+    name: &'static str,
+    params: serde_json::Value,
+    data: Arc<Stored>,
+}
+
+impl StoredTask {
+    pub(crate) fn new(name: &'static str, params: serde_json::Value, data: Stored) -> Self {
+        StoredTask {
+            name,
+            params,
+            data: Arc::new(data),
+        }
+    }
+}
+
+impl Task for StoredTask {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn params(&self) -> serde_json::Value {
+        self.params.clone()
+    }
+    fn samples(&self) -> usize {
+        self.data.samples()
+    }
+    fn input_dim(&self) -> usize {
+        self.data.shape.input_dim()
+    }
+    fn output(&self) -> OutputKind {
+        self.data.output()
+    }
+    fn image_shape(&self) -> Option<ImageShape> {
+        Some(self.data.shape)
+    }
+    fn generate(&self, streams: &Streams) -> TaskData {
+        self.data.generate(self.name, streams)
     }
 }
 
