@@ -692,6 +692,9 @@ fn list(a: ListArgs) -> Result<(), CliError> {
             field(m, "citation")
         );
     }
+    println!(
+        "  Any method that prunes at the suite's densities also takes `structure: channel`:\n  whole output channels of the convolutions, at the method's own layer counts."
+    );
     println!("\nRATIO RULES");
     for r in &rule_rows {
         println!(
