@@ -348,6 +348,11 @@ fn channel_structured_methods_keep_whole_channels_at_the_method_layer_counts() {
             .contains("does not prune")
     );
     assert!(
+        parse("biprop", "channel")
+            .unwrap()
+            .contains("computed from its own mask")
+    );
+    assert!(
         parse("snip", "rows")
             .unwrap()
             .contains("`element` (the default) or `channel`")

@@ -10,9 +10,10 @@
 //! * a convolution layer with `C` output channels of `s = c_in·k_h·k_w` weights each keeps
 //!   its `⌊k_l / s⌋` best channels whole and the best `k_l mod s` weights of the next channel
 //!   (so at most one channel per layer is partial);
-//! * channels rank by (kept weights of the element mask, descending; summed score, best first
-//!   under [`Keep`]; channel index, ascending), so the method decides which channels survive
-//!   and methods without scores (random tickets) still rank;
+//! * channels rank by (kept weights of the element mask, descending; summed score of those
+//!   kept weights, best first under [`Keep`]; channel index, ascending), so the method decides
+//!   which channels survive and methods without scores (random tickets) still rank (their
+//!   ties at equal counts go to the lower channel index);
 //! * weights of the partial channel rank by (kept in the element mask; score; index);
 //! * dense layers keep the element mask unchanged (the papers structure convolutions only).
 //!
@@ -42,8 +43,9 @@ pub fn channel_structured(
             "scores do not match the mask's layers".into(),
         ));
     }
+    // A total order: a channel's sum is NaN when its scores hold both +∞ and −∞.
     let better = |a: f64, b: f64| -> Ordering {
-        let o = a.partial_cmp(&b).unwrap_or(Ordering::Equal);
+        let o = a.total_cmp(&b);
         match keep {
             Keep::Highest => o.reverse(),
             Keep::Lowest => o,
@@ -64,10 +66,8 @@ pub fn channel_structured(
             let stats: Vec<(usize, f64)> = (0..channels)
                 .map(|c| {
                     let r = channel(c);
-                    (
-                        kept[r.clone()].iter().filter(|&&b| b).count(),
-                        r.map(score).sum(),
-                    )
+                    let kept_here: Vec<usize> = r.filter(|&i| kept[i]).collect();
+                    (kept_here.len(), kept_here.into_iter().map(score).sum())
                 })
                 .collect();
             let mut order: Vec<usize> = (0..channels).collect();
@@ -131,20 +131,44 @@ mod tests {
     }
 
     #[test]
-    fn scores_break_ties_in_keep_direction() {
-        let shapes = [conv(2, 1, 1), LayerShape::dense(2, 2)];
-        let mask = Mask::from_layers(vec![vec![true, false], vec![true, false, false, true]]);
+    fn scores_of_kept_weights_break_ties_in_keep_direction() {
+        // Two channels of 2 weights, one kept in each (k = 2: one whole channel). The pruned
+        // weights' scores (9) do not count.
+        let shapes = [conv(2, 2, 1), LayerShape::dense(2, 2)];
+        let mask = Mask::from_layers(vec![
+            vec![true, false, true, false],
+            vec![true, false, false, true],
+        ]);
         let scores = Scores {
-            layers: vec![vec![1.0, 5.0], vec![0.0; 4]],
+            layers: vec![vec![1.0, 9.0, 5.0, 0.0], vec![0.0; 4]],
         };
         let high = channel_structured(&mask, Some(&scores), Keep::Highest, &shapes).unwrap();
-        // Channel 0 keeps its one weight: count beats score.
-        assert_eq!(high.layer(0), &[true, false]);
-        // The dense layer is unchanged.
-        assert_eq!(high.layer(1), mask.layer(1));
-        let tie = Mask::from_layers(vec![vec![false, false], vec![true; 4]]);
-        let none = channel_structured(&tie, Some(&scores), Keep::Lowest, &shapes).unwrap();
-        assert_eq!(none.layer(0), &[false, false]);
+        assert_eq!(high.layer(0), &[false, false, true, true]);
+        let low = channel_structured(&mask, Some(&scores), Keep::Lowest, &shapes).unwrap();
+        assert_eq!(low.layer(0), &[true, true, false, false]);
+        // Without scores the lower channel index wins; the dense layer is unchanged.
+        let none = channel_structured(&mask, None, Keep::Highest, &shapes).unwrap();
+        assert_eq!(none.layer(0), &[true, true, false, false]);
+        assert_eq!(none.layer(1), mask.layer(1));
+        // Count beats score: channel 0 keeps 2, channel 1 keeps 1 with a huge score.
+        let counts = Mask::from_layers(vec![vec![true, true, true, false], vec![false; 4]]);
+        let big = Scores {
+            layers: vec![vec![0.0, 0.0, 1e9, 0.0], vec![0.0; 4]],
+        };
+        let got = channel_structured(&counts, Some(&big), Keep::Highest, &shapes).unwrap();
+        assert_eq!(got.layer(0), &[true, true, true, false]);
+    }
+
+    #[test]
+    fn infinite_scores_of_both_signs_do_not_panic() {
+        let shapes = [conv(3, 2, 1)];
+        // Channels 0 and 1 tie on counts; channel 0's summed score is NaN (∞ − ∞).
+        let mask = Mask::from_layers(vec![vec![true, true, true, true, false, false]]);
+        let scores = Scores {
+            layers: vec![vec![f64::INFINITY, f64::NEG_INFINITY, 1.0, 2.0, 0.0, 0.0]],
+        };
+        let got = channel_structured(&mask, Some(&scores), Keep::Highest, &shapes).unwrap();
+        assert_eq!(got.layer_kept(), mask.layer_kept());
     }
 
     #[test]

@@ -162,6 +162,10 @@ impl Pruner for Biprop {
     fn params(&self) -> serde_json::Value {
         to_value(&self.params)
     }
+    fn start_depends_on_mask(&self) -> bool {
+        true
+    }
+
     fn returns_scores(&self) -> bool {
         true
     }

@@ -52,8 +52,9 @@ use ticketbench_planted::{Dataset, OutputKind, Targets};
 /// the masked θ_0 that visits kept weights only, in the same summation order (identical
 /// values, held by a test); a convolution's kept kernel entry contributes at every output
 /// position its tap does not fall in the padding (the im2col map of core's `Im2col`), and
-/// the genome has one bit per kernel entry like any weight. The run stops after `generations` (100) generations or once the
-/// best primary fitness has not changed for `patience` (50) generations. Random choices come
+/// the genome has one bit per kernel entry like any weight. The run stops after
+/// `generations` (100) generations or once the best primary fitness has not changed for
+/// `patience` (50) generations. Random choices come
 /// from the streams `ga/init`, `ga/recombine`, `ga/mutate`, `ga/migrate`. Weights keep θ_0.
 /// Events: `ga_generations`, `ga_evaluations`, `ga_fitness_initial`, `ga_fitness` (best
 /// primary fitness), and the best genome's `ga_batch_acc`/`ga_batch_loss` (classification)

@@ -285,6 +285,13 @@ pub trait Pruner: Send + Sync {
         false
     }
 
+    /// Whether the starting weights the method returns are computed from its own mask
+    /// (biprop's per-layer gain α_l is the mean |w| of the kept weights), so another mask
+    /// (`structure: channel`) cannot reuse them.
+    fn start_depends_on_mask(&self) -> bool {
+        false
+    }
+
     /// Which densities the runner schedules this method at.
     fn schedule(&self) -> Schedule {
         Schedule::Grid

@@ -4,7 +4,12 @@
 //!
 //! Structured tickets: Chen et al., "Coarsening the Granularity: Towards Structurally Sparse
 //! Lottery Tickets", ICML 2022. The option wraps the method rather than living in each one,
-//! so every method whose mask the runner trains has a structured variant.
+//! so every method whose mask the runner trains has a structured variant. It structures the
+//! method's final mask once; it is not Chen et al.'s IMP-Refill, which re-structures every
+//! IMP round. What the method logs (IMP's rounds, events) and its scores describe its
+//! element mask. The `layer_shuffle` and `global_shuffle` checks shuffle single weights, so
+//! they test the structured ticket's layer ratios, not its channels. On a network without
+//! convolutions the option changes nothing (the same ticket under another label).
 
 use super::{MethodError, MethodInfo, Params, PruneContext, PruneOutcome, Pruner, Schedule};
 use ticketbench_core::{Density, channel_structured};
@@ -70,6 +75,11 @@ pub(super) fn build(
             if inner.trains_ticket() {
                 return Err(refuse(
                     "this method trains its own ticket, remove `structure`",
+                ));
+            }
+            if inner.start_depends_on_mask() {
+                return Err(refuse(
+                    "this method's starting weights are computed from its own mask, remove `structure`",
                 ));
             }
             if inner.schedule() != Schedule::Grid {
