@@ -116,6 +116,15 @@ pub fn uniform_ticket(
     Ok(random_ticket(&shapes, &counts, streams, "bench"))
 }
 
+/// `c = a·b` for row-major `n × n` matrices through the native CPU step's GEMM (its blocks
+/// in parallel on the caller's rayon pool): the sustained GEMM rate to set against the
+/// machine's peak, which `benches/reference/peak.py` measures with the same shapes in
+/// numpy/OpenBLAS (`cargo bench --bench gemm`).
+pub fn square_matmul(c: &mut [f32], a: &[f32], b: &[f32], n: usize) {
+    use crate::native::gemm::{View, matmul};
+    matmul(c, View::rows(a, n, n), View::rows(b, n, n), false);
+}
+
 /// Measures `bench` on `engine` (inside the caller's thread pool of `threads` threads).
 pub fn bench_step(
     engine: &Engine,

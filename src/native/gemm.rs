@@ -1,10 +1,11 @@
 //! A bounds-checked, safe front to the `gemm` crate's single-threaded f32 kernels (the
-//! kernels burn-flex runs), cut into a fixed number of row blocks that run in parallel on
-//! the caller's rayon pool.
+//! kernels burn-flex runs), cut into a fixed number of blocks that run in parallel on the
+//! caller's rayon pool.
 //!
-//! This is the crate's only `unsafe` block: `gemm::gemm` takes raw pointers and strides.
-//! [`View::new`] and [`matmul`] check, before the call, that every element the kernel can
-//! address lies inside the borrowed slices, so the call is sound for any input.
+//! This module holds the crate's only `unsafe` code: `gemm::gemm` takes raw pointers and
+//! strides, and parallel column blocks write disjoint columns of one output. [`View::new`]
+//! and [`matmul`] check, before any call, that every element the kernel can address lies
+//! inside the borrowed slices, so the calls are sound for any input.
 #![allow(unsafe_code)]
 
 use rayon::prelude::*;
@@ -64,16 +65,46 @@ impl<'a> View<'a> {
             self.col_stride,
         )
     }
+
+    /// Columns `start..start + len`.
+    fn col_block(self, start: usize, len: usize) -> Self {
+        assert!(start + len <= self.cols);
+        let offset = (start * self.col_stride).min(self.data.len());
+        View::new(
+            &self.data[offset..],
+            self.rows,
+            len,
+            self.row_stride,
+            self.col_stride,
+        )
+    }
 }
 
-/// Row blocks a large product is cut into, whatever the thread count, so the result is
+/// Blocks a large product is cut into, whatever the thread count, so the result is
 /// bit-identical with 1 or N threads (the same kernel calls, only scheduled differently).
-pub const ROW_BLOCKS: usize = 4;
+pub const BLOCKS: usize = 4;
 
 /// Products below this many multiply-adds run as one block (thread hand-off costs more).
 const PARALLEL_MACS: usize = 1 << 23;
 
+/// The row-major output `c` of a product, shared by blocks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct Output {
+    ptr: *mut f32,
+    /// Columns of `c` (its row stride).
+    cols: usize,
+}
+
+// SAFETY: an `Output` is only handed to blocks that write disjoint elements of `c`, while
+// `matmul` holds `c`'s exclusive borrow.
+unsafe impl Send for Output {}
+unsafe impl Sync for Output {}
+
 /// `c = a·b`, or `c += a·b` with `accumulate`, for a row-major `c` of `a.rows × b.cols`.
+///
+/// Large products are cut along the longer side of `c` into [`BLOCKS`] blocks: row
+/// blocks share `b`, column blocks share `a`, so the large operand (a weight matrix next to
+/// a batch) is read, and packed, once in all, not once per block.
 pub fn matmul(c: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
@@ -81,36 +112,60 @@ pub fn matmul(c: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
     if m == 0 || n == 0 {
         return;
     }
-    if m * n * k < PARALLEL_MACS || m < ROW_BLOCKS {
-        return kernel(c, a, b, accumulate);
+    let out = Output {
+        ptr: c.as_mut_ptr(),
+        cols: n,
+    };
+    // SAFETY (every `kernel` call below): the blocks tile `c`'s m × n elements without
+    // overlap, `c` is exclusively borrowed for this call, and `View` bounds-checked `a`, `b`.
+    if m * n * k < PARALLEL_MACS || m.max(n) < BLOCKS {
+        return unsafe { kernel(out, 0, 0, a, b, accumulate) };
     }
-    let block = m.div_ceil(ROW_BLOCKS);
-    c.par_chunks_mut(block * n)
-        .enumerate()
-        .for_each(|(i, c)| kernel(c, a.row_block(i * block, c.len() / n), b, accumulate));
+    if m >= n {
+        let block = m.div_ceil(BLOCKS);
+        (0..m.div_ceil(block)).into_par_iter().for_each(|i| {
+            let (start, len) = (i * block, block.min(m - i * block));
+            unsafe { kernel(out, start, 0, a.row_block(start, len), b, accumulate) }
+        });
+    } else {
+        let block = n.div_ceil(BLOCKS);
+        (0..n.div_ceil(block)).into_par_iter().for_each(|j| {
+            let (start, len) = (j * block, block.min(n - j * block));
+            unsafe { kernel(out, 0, start, a, b.col_block(start, len), accumulate) }
+        });
+    }
 }
 
-/// One single-threaded kernel call; shapes and bounds were checked by the callers.
-fn kernel(c: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
+/// One single-threaded kernel call writing `a·b` into the block of `out` whose top-left
+/// element is `(row, col)`.
+///
+/// # Safety
+/// The block (`a.rows × b.cols` from `(row, col)`) must lie inside `out`'s matrix, and no
+/// other thread may touch its elements during the call; `a.cols == b.rows`.
+unsafe fn kernel(out: Output, row: usize, col: usize, a: View<'_>, b: View<'_>, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    debug_assert_eq!(c.len(), m * n);
+    let dst = out.ptr.wrapping_add(row * out.cols + col);
     if k == 0 {
         if !accumulate {
-            c.fill(0.0);
+            for r in 0..m {
+                // SAFETY: row r of the block lies inside `out` (the caller's contract).
+                unsafe { std::slice::from_raw_parts_mut(dst.add(r * out.cols), n) }.fill(0.0);
+            }
         }
         return;
     }
-    // SAFETY: `c` is exclusively borrowed with exactly m·n elements at row stride n; `View`
-    // guarantees every (r, c) element of `a` (m × k) and `b` (k × n) lies inside its slice;
-    // no element is written through `a` or `b`. Strides fit isize (they index live slices).
+    // SAFETY: the block is m × n at row stride `out.cols` inside `out`, exclusively ours
+    // (the caller's contract); `View` guarantees every (r, c) element of `a` (m × k) and `b`
+    // (k × n) lies inside its slice; nothing is written through `a` or `b`. Strides fit
+    // isize (they index live slices).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            dst,
             1,
-            n as isize,
+            out.cols as isize,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
@@ -155,8 +210,15 @@ mod tests {
 
     #[test]
     fn products_match_a_naive_loop_for_every_layout_and_block_count() {
-        // Small (one block) and large (ROW_BLOCKS blocks, ragged last block) products.
-        for (m, k, n) in [(3, 5, 2), (130, 97, 101), (7, 300, 600)] {
+        // Small (one block) and large products: row blocks (m ≥ n) and column blocks (m < n),
+        // with a ragged last block.
+        for (m, k, n) in [
+            (3, 5, 2),
+            (130, 97, 101),
+            (7, 300, 600),
+            (1001, 90, 100),
+            (33, 900, 1001),
+        ] {
             let a_data = filled(m * k, 1);
             let b_data = filled(k * n, 2);
             for (a, b) in [
@@ -184,32 +246,34 @@ mod tests {
 
     #[test]
     fn results_are_bit_identical_for_any_thread_count() {
-        let (m, k, n) = (128, 784, 300);
-        let (a_data, b_data) = (filled(m * k, 3), filled(k * n, 4));
-        let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let mut c = vec![0.0f32; m * n];
-            pool.install(|| {
-                matmul(
-                    &mut c,
-                    View::rows(&a_data, m, k),
-                    View::rows(&b_data, k, n),
-                    false,
-                )
-            });
-            c
-        };
-        let one = run(1);
-        for threads in [2, 3] {
-            assert!(
-                run(threads)
-                    .iter()
-                    .zip(&one)
-                    .all(|(a, b)| a.to_bits() == b.to_bits())
-            );
+        // Column blocks (m < n) and row blocks (m ≥ n).
+        for (m, k, n) in [(128, 784, 300), (784, 128, 300)] {
+            let (a_data, b_data) = (filled(m * k, 3), filled(k * n, 4));
+            let run = |threads| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut c = vec![0.0f32; m * n];
+                pool.install(|| {
+                    matmul(
+                        &mut c,
+                        View::rows(&a_data, m, k),
+                        View::rows(&b_data, k, n),
+                        false,
+                    )
+                });
+                c
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                assert!(
+                    run(threads)
+                        .iter()
+                        .zip(&one)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                );
+            }
         }
     }
 

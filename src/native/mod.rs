@@ -6,9 +6,11 @@
 //! rewinding) and every other backend keep the burn loop of `train.rs`. Why
 //! (docs/performance.md): burn-flex's step spends its second thread poorly (1.08× from 1 to
 //! 2 threads, PyTorch 1.9×, waking its workers for every op); here each batch is cut into
-//! [`SHARDS`] shards that run forward and backward in parallel (one hand-off per step),
-//! buffers are allocated once per training, and layers at density ≤ 5 % use sparse kernels
-//! (`sparse.rs`) whose cost follows the kept weights, not the dense shape.
+//! [`SHARDS`] shards that run the forward pass and the input gradients in parallel (one
+//! hand-off per step), each layer's weight gradient is then one product over the whole
+//! batch, cut into blocks that run in parallel (no per-shard gradients to sum), buffers are allocated once per training, and layers at
+//! density ≤ 5 % use sparse kernels (`sparse.rs`) whose cost follows the kept weights, not
+//! the dense shape.
 //!
 //! The step computes what `train.rs` computes, in f32 (tests/training.rs compares the two):
 //! - forward `z_l = a_l·W_l + b_l`, `a_{l+1} = relu(z_l)`, linear output;
@@ -22,7 +24,7 @@
 //!
 //! The batch order is the burn loop's (stream `train/shuffle`); each batch's rows are
 //! gathered from the uploaded tensor, so the data is never copied whole. Results are
-//! bit-identical for any thread count (fixed [`SHARDS`] and [`gemm::ROW_BLOCKS`]); they
+//! bit-identical for any thread count (fixed [`SHARDS`] and [`gemm::BLOCKS`]); they
 //! differ from the burn loop's, and dense from sparse kernels, in the last bits (another
 //! summation order), as flex and ndarray differ.
 
@@ -41,7 +43,7 @@ use ticketbench_core::{Layer as HostLayer, Mask, Network, Streams};
 use ticketbench_planted::OutputKind;
 
 /// Element-wise passes over vectors longer than this run in parallel chunks of this size.
-const PARALLEL_CHUNK: usize = 1 << 20;
+const PARALLEL_CHUNK: usize = 1 << 16;
 
 /// The training split as the native step reads it: inputs stay in the uploaded tensor
 /// (each batch's rows are gathered from it, so no second copy of the data is made), targets
@@ -301,56 +303,41 @@ impl NativeLayer {
         }
     }
 
-    /// One shard's `gw = ∂L/∂W` (unmasked; masked once summed), `gb = ∂L/∂b` and, with
-    /// `gi`, the input gradient `gi = g·Wᵀ`, from the layer input `a` and output gradient `g`.
-    #[allow(clippy::too_many_arguments)]
-    fn backward(
-        &self,
-        a: &[f32],
-        g: &[f32],
-        gw: &mut [f32],
-        gb: &mut [f32],
-        gi: Option<&mut [f32]>,
-        bsz: usize,
-        s: &mut SparseScratch,
-    ) {
-        let (fan_in, fan_out) = (self.fan_in, self.fan_out);
-        gb.fill(0.0);
-        for row in g.chunks_exact(fan_out) {
-            gb.iter_mut().zip(row).for_each(|(s, g)| *s += g);
-        }
+    /// The input gradient `gi = g·Wᵀ` of one shard's rows, from the layer's output
+    /// gradient `g` `[B, out]`.
+    fn input_gradient(&self, g: &[f32], gi: &mut [f32], bsz: usize, s: &mut SparseScratch) {
         match &self.weights {
-            Weights::Dense { w, .. } => {
-                matmul(
-                    gw,
-                    View::transposed(a, bsz, fan_in),
-                    View::rows(g, bsz, fan_out),
-                    false,
-                );
-                if let Some(gi) = gi {
-                    matmul(
-                        gi,
-                        View::rows(g, bsz, fan_out),
-                        View::transposed(w, fan_in, fan_out),
-                        false,
-                    );
-                }
-            }
-            Weights::Sparse(csr) => csr.backward(a, g, gw, gi, bsz, s),
+            Weights::Dense { w, .. } => matmul(
+                gi,
+                View::rows(g, bsz, self.fan_out),
+                View::transposed(w, self.fan_in, self.fan_out),
+                false,
+            ),
+            Weights::Sparse(csr) => csr.input_gradient(g, gi, bsz, s),
         }
     }
 
-    /// Sums the shards' gradients in shard order (masking the dense weight gradient) and
-    /// takes the optimiser step.
-    fn update(&mut self, shards: &[Shard], l: usize, rule: StepRule) {
-        for (sum, parts) in [(&mut self.gw, 0), (&mut self.gb, 1)] {
-            sum.copy_from_slice(shards[0].layer_grad(l, parts));
-            for shard in &shards[1..] {
-                zip_chunks(sum, shard.layer_grad(l, parts), |s, g| {
-                    s.iter_mut().zip(g).for_each(|(s, g)| *s += g)
-                });
-            }
+    /// The whole batch's `gw = ∂L/∂W` (one product over all rows, unmasked) and
+    /// `gb = ∂L/∂b`, from the layer input `a` `[B, in]` and output gradient `g` `[B, out]`.
+    fn weight_gradient(&mut self, a: &[f32], g: &[f32], bsz: usize, s: &mut SparseScratch) {
+        let (fan_in, fan_out) = (self.fan_in, self.fan_out);
+        self.gb.fill(0.0);
+        for row in g.chunks_exact(fan_out) {
+            self.gb.iter_mut().zip(row).for_each(|(s, g)| *s += g);
         }
+        match &self.weights {
+            Weights::Dense { .. } => matmul(
+                &mut self.gw,
+                View::transposed(a, bsz, fan_in),
+                View::rows(g, bsz, fan_out),
+                false,
+            ),
+            Weights::Sparse(csr) => csr.weight_gradient(a, g, &mut self.gw, bsz, s),
+        }
+    }
+
+    /// Masks the dense weight gradient and takes the optimiser step.
+    fn update(&mut self, rule: StepRule) {
         match &mut self.weights {
             Weights::Dense { w, mask } => {
                 if let Some(m) = mask {
@@ -382,135 +369,113 @@ impl NativeLayer {
 }
 
 /// Every batch is cut into this many shards of consecutive rows, whatever the thread count:
-/// the shards run forward and backward in parallel (one hand-off per step) and their
-/// gradients are summed in shard order, so results are bit-identical with 1 or N threads.
+/// the shards run the forward pass and the input gradients in parallel (one hand-off per
+/// step); weight gradients are then one product per layer over the whole batch (its row
+/// blocks in parallel), so results are bit-identical with 1 or N threads.
 pub const SHARDS: usize = 2;
 
-/// One shard's activations, gradients and scratch space, allocated once per training.
-struct Shard {
+/// One shard's rows of every layer's activations and output gradients.
+struct ShardRows<'m> {
     /// `acts[l]`: input of layer `l` (`acts[0]` the shard's rows of the batch); the last is
     /// the output.
-    acts: Vec<Vec<f32>>,
-    /// Gradient w.r.t. the current layer's output, and w.r.t. its input.
-    grad: Vec<f32>,
-    grad_in: Vec<f32>,
-    /// Per layer: the shard's weight and bias gradients.
-    gw: Vec<Vec<f32>>,
-    gb: Vec<Vec<f32>>,
+    acts: Vec<&'m mut [f32]>,
+    /// `grads[l]`: gradient w.r.t. layer `l`'s output.
+    grads: Vec<&'m mut [f32]>,
+}
+
+/// One shard's scratch space (allocated once per training) and loss.
+struct Shard {
     scratch: SparseScratch,
     /// Sum (not mean) of the shard's per-example losses.
     loss: f32,
 }
 
 impl Shard {
-    fn new(layers: &[NativeLayer], widths: &[usize], rows: usize) -> Shard {
-        let widest = widths.iter().copied().max().unwrap_or(0);
-        let sparse = layers
-            .iter()
-            .any(|l| matches!(l.weights, Weights::Sparse(_)));
-        Shard {
-            acts: widths.iter().map(|w| vec![0.0; rows * w]).collect(),
-            grad: vec![0.0; rows * widest],
-            grad_in: vec![0.0; rows * widest],
-            gw: layers.iter().map(|l| vec![0.0; l.gw.len()]).collect(),
-            gb: layers.iter().map(|l| vec![0.0; l.fan_out]).collect(),
-            scratch: SparseScratch::new(if sparse { rows } else { 0 }, widest),
-            loss: 0.0,
-        }
-    }
-
-    /// Layer `l`'s weight (`part` 0) or bias (`part` 1) gradient.
-    fn layer_grad(&self, l: usize, part: usize) -> &[f32] {
-        if part == 0 { &self.gw[l] } else { &self.gb[l] }
-    }
-
-    /// Forward, loss and backward of the rows `idx` (this shard's part of a batch of
+    /// Forward, loss and input gradients of the rows `idx` (this shard's part of a batch of
     /// `total` examples; gradients are of the batch's mean loss).
-    fn run(&mut self, layers: &[NativeLayer], data: &HostSplit<'_>, idx: &[usize], total: usize) {
+    fn run(
+        &mut self,
+        layers: &[NativeLayer],
+        data: &HostSplit<'_>,
+        idx: &[usize],
+        total: usize,
+        mut m: ShardRows<'_>,
+    ) {
         let rows = idx.len();
         let last = layers.len() - 1;
         for (l, layer) in layers.iter().enumerate() {
-            let (input, rest) = self.acts.split_at_mut(l + 1);
-            let a = &input[l][..rows * layer.fan_in];
-            let z = &mut rest[0][..rows * layer.fan_out];
-            layer.forward(a, z, rows, l == last, &mut self.scratch);
+            let (input, rest) = m.acts.split_at_mut(l + 1);
+            layer.forward(input[l], rest[0], rows, l == last, &mut self.scratch);
         }
-        self.loss = self.output_gradient(data, idx, total);
+        self.loss = output_gradient(data, m.acts[last + 1], m.grads[last], idx, total);
         if !self.loss.is_finite() {
             return;
         }
-        for l in (0..layers.len()).rev() {
-            let layer = &layers[l];
-            let (fan_in, fan_out) = (layer.fan_in, layer.fan_out);
-            let g = &self.grad[..rows * fan_out];
-            let a = &self.acts[l][..rows * fan_in];
-            // The data needs no gradient: ∂a only below the first layer.
-            let gi = (l > 0).then(|| &mut self.grad_in[..rows * fan_in]);
-            layer.backward(
-                a,
-                g,
-                &mut self.gw[l],
-                &mut self.gb[l],
-                gi,
-                rows,
-                &mut self.scratch,
-            );
-            if l > 0 {
-                // Through the ReLU that produced a.
-                let gi = &mut self.grad_in[..rows * fan_in];
-                gi.iter_mut().zip(a).for_each(|(g, a)| {
-                    if *a <= 0.0 {
-                        *g = 0.0;
-                    }
-                });
-                std::mem::swap(&mut self.grad, &mut self.grad_in);
-            }
-        }
-    }
-
-    /// The summed loss of the shard's rows, and the gradient of the batch's mean loss
-    /// (over `total` examples) w.r.t. the shard's outputs (`out` wide) into `self.grad`.
-    fn output_gradient(&mut self, data: &HostSplit<'_>, idx: &[usize], total: usize) -> f32 {
-        let rows = idx.len();
-        let z = &self.acts[self.acts.len() - 1];
-        let out = data.out;
-        let z = &z[..rows * out];
-        let g = &mut self.grad[..rows * out];
-        let mut sum = 0.0f32;
-        match &data.targets {
-            HostTargets::Classes(y) => {
-                let scale = 1.0 / total as f32;
-                for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
-                    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let log_sum = z.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
-                    sum += log_sum - z[y[i]];
-                    for (g, v) in g.iter_mut().zip(z) {
-                        *g = (v - log_sum).exp() * scale;
-                    }
-                    g[y[i]] -= scale;
+        // The data needs no gradient: ∂a only below the first layer.
+        for l in (1..layers.len()).rev() {
+            let (below, this) = m.grads.split_at_mut(l);
+            let gi = &mut *below[l - 1];
+            layers[l].input_gradient(this[0], gi, rows, &mut self.scratch);
+            // Through the ReLU that produced the layer's input.
+            gi.iter_mut().zip(&*m.acts[l]).for_each(|(g, a)| {
+                if *a <= 0.0 {
+                    *g = 0.0;
                 }
-            }
-            HostTargets::Values(y) => {
-                let scale = 2.0 / (total * out) as f32;
-                for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
-                    for ((g, v), t) in g.iter_mut().zip(z).zip(&y[i * out..(i + 1) * out]) {
-                        let d = v - t;
-                        sum += d * d;
-                        *g = d * scale;
-                    }
-                }
-            }
+            });
         }
-        sum
     }
 }
 
-/// The model, the gathered batch and the shards.
+/// The summed loss of the rows `idx` with outputs `z` (`out` wide), and the gradient of the
+/// batch's mean loss (over `total` examples) w.r.t. those outputs into `g`.
+fn output_gradient(
+    data: &HostSplit<'_>,
+    z: &[f32],
+    g: &mut [f32],
+    idx: &[usize],
+    total: usize,
+) -> f32 {
+    let out = data.out;
+    let mut sum = 0.0f32;
+    match &data.targets {
+        HostTargets::Classes(y) => {
+            let scale = 1.0 / total as f32;
+            for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
+                let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let log_sum = z.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
+                sum += log_sum - z[y[i]];
+                for (g, v) in g.iter_mut().zip(z) {
+                    *g = (v - log_sum).exp() * scale;
+                }
+                g[y[i]] -= scale;
+            }
+        }
+        HostTargets::Values(y) => {
+            let scale = 2.0 / (total * out) as f32;
+            for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
+                for ((g, v), t) in g.iter_mut().zip(z).zip(&y[i * out..(i + 1) * out]) {
+                    let d = v - t;
+                    sum += d * d;
+                    *g = d * scale;
+                }
+            }
+        }
+    }
+    sum
+}
+
+/// The model, the batch's activations and gradients, and the shards.
 struct NativeMlp {
     layers: Vec<NativeLayer>,
-    /// The current batch's inputs, `[B, in]`.
-    batch: Vec<f32>,
+    widths: Vec<usize>,
+    /// `acts[l]`: the batch's input of layer `l`, `[B, widths[l]]` (`acts[0]` the gathered
+    /// batch, the last the output).
+    acts: Vec<Vec<f32>>,
+    /// `grads[l]`: the batch's gradient w.r.t. layer `l`'s output, `[B, widths[l + 1]]`.
+    grads: Vec<Vec<f32>>,
     shards: Vec<Shard>,
+    /// Whole-batch scratch of the sparse weight gradients.
+    scratch: SparseScratch,
     output: OutputKind,
 }
 
@@ -531,11 +496,22 @@ impl NativeMlp {
             .map(|(l, keep)| NativeLayer::new(l, keep, recipe, kernel))
             .collect();
         let rows = batch.div_ceil(SHARDS);
+        let widest = widths.iter().copied().max().unwrap_or(0);
+        let sparse = layers
+            .iter()
+            .any(|l| matches!(l.weights, Weights::Sparse(_)));
+        let scratch = |rows| SparseScratch::new(if sparse { rows } else { 0 }, widest);
         NativeMlp {
             shards: (0..SHARDS)
-                .map(|_| Shard::new(&layers, &widths, rows))
+                .map(|_| Shard {
+                    scratch: scratch(rows),
+                    loss: 0.0,
+                })
                 .collect(),
-            batch: vec![0.0; batch * widths[0]],
+            scratch: scratch(batch),
+            acts: widths.iter().map(|w| vec![0.0; batch * w]).collect(),
+            grads: widths[1..].iter().map(|w| vec![0.0; batch * w]).collect(),
+            widths,
             layers,
             output,
         }
@@ -545,28 +521,42 @@ impl NativeMlp {
     /// batch's mean loss (before the step). A non-finite loss skips the update, as the burn
     /// loop stops there.
     fn step(&mut self, data: &HostSplit<'_>, idx: &[usize], rule: StepRule) -> f32 {
-        let (bsz, dim) = (idx.len(), data.dim);
-        data.gather(idx, &mut self.batch[..bsz * dim]);
+        let bsz = idx.len();
+        data.gather(idx, &mut self.acts[0][..bsz * data.dim]);
         let rows = bsz.div_ceil(SHARDS);
-        let layers = &self.layers;
-        let batch = &self.batch;
-        self.shards
-            .par_iter_mut()
-            .zip(idx.par_chunks(rows))
-            .enumerate()
-            .for_each(|(k, (shard, part))| {
-                shard.acts[0][..part.len() * dim]
-                    .copy_from_slice(&batch[k * rows * dim..][..part.len() * dim]);
-                shard.run(layers, data, part, bsz);
-            });
         let used = bsz.div_ceil(rows);
+        let mut parts: Vec<ShardRows<'_>> = (0..used)
+            .map(|_| ShardRows {
+                acts: Vec::new(),
+                grads: Vec::new(),
+            })
+            .collect();
+        for (buf, &w) in self.acts.iter_mut().zip(&self.widths) {
+            for (part, chunk) in parts.iter_mut().zip(buf[..bsz * w].chunks_mut(rows * w)) {
+                part.acts.push(chunk);
+            }
+        }
+        for (buf, &w) in self.grads.iter_mut().zip(&self.widths[1..]) {
+            for (part, chunk) in parts.iter_mut().zip(buf[..bsz * w].chunks_mut(rows * w)) {
+                part.grads.push(chunk);
+            }
+        }
+        let layers = &self.layers;
+        self.shards[..used]
+            .par_iter_mut()
+            .zip(parts)
+            .zip(idx.par_chunks(rows))
+            .for_each(|((shard, m), part)| shard.run(layers, data, part, bsz, m));
         let loss =
             self.shards[..used].iter().map(|s| s.loss).sum::<f32>() / self.output_divisor(bsz);
         if !loss.is_finite() {
             return loss;
         }
         for (l, layer) in self.layers.iter_mut().enumerate() {
-            layer.update(&self.shards[..used], l, rule);
+            let a = &self.acts[l][..bsz * layer.fan_in];
+            let g = &self.grads[l][..bsz * layer.fan_out];
+            layer.weight_gradient(a, g, bsz, &mut self.scratch);
+            layer.update(rule);
         }
         loss
     }
