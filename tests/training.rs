@@ -298,7 +298,8 @@ fn native_cpu_step_matches_the_burn_loop() {
 
 #[test]
 fn native_cpu_training_is_bit_identical_for_any_thread_count() {
-    // Wide enough that the GEMMs are cut into row blocks and the updates into chunks.
+    // Wide enough that the GEMMs are cut into blocks (column blocks in the shards' products,
+    // row blocks in the 512 → 256 layer's weight gradient) and the updates into chunks.
     let data = tasks::build(
         "gaussian",
         serde_json::json!({"inputs": 256, "classes": 10, "samples": 512})
@@ -308,14 +309,20 @@ fn native_cpu_training_is_bit_identical_for_any_thread_count() {
     .unwrap()
     .generate(&Streams::new(0));
     let streams = Streams::new(5);
-    let net = Network::mlp(&[256, 512, 10], true, InitScheme::KaimingNormal, &streams).unwrap();
+    let net = Network::mlp(
+        &[256, 512, 256, 10],
+        true,
+        InitScheme::KaimingNormal,
+        &streams,
+    )
+    .unwrap();
     let mask = Mask::dense(&net.shapes());
     let recipe = TrainRecipe {
         batch_size: 128,
         epochs: 1,
         ..TrainRecipe::default()
     };
-    let sparse_mask = random_ticket(&net.shapes(), &[2621, 256], &streams, "test");
+    let sparse_mask = random_ticket(&net.shapes(), &[2621, 2621, 51], &streams, "test");
     for (kernel, mask) in [(Kernel::Dense, &mask), (Kernel::Sparse, &sparse_mask)] {
         let engine = Engine::new(DeviceSpec::Cpu).unwrap().with_kernel(kernel);
         let uploaded = engine.upload(&data);

@@ -3,9 +3,10 @@
 //! caller's rayon pool.
 //!
 //! This module holds the crate's only `unsafe` code: `gemm::gemm` takes raw pointers and
-//! strides, and parallel column blocks write disjoint columns of one output. [`View::new`]
-//! and [`matmul`] check, before any call, that every element the kernel can address lies
-//! inside the borrowed slices, so the calls are sound for any input.
+//! strides, and the parallel blocks of one product (rows or columns) write disjoint parts
+//! of one output through a shared pointer. [`View::new`] and [`matmul`] check, before any
+//! call and with overflow-checked arithmetic, that every element the kernel can address
+//! lies inside the borrowed slices, so the calls are sound for any input.
 #![allow(unsafe_code)]
 
 use rayon::prelude::*;
@@ -31,8 +32,14 @@ impl<'a> View<'a> {
         col_stride: usize,
     ) -> Self {
         if rows > 0 && cols > 0 {
-            let last = (rows - 1) * row_stride + (cols - 1) * col_stride;
-            assert!(last < data.len(), "matrix view out of bounds");
+            let last = (rows - 1)
+                .checked_mul(row_stride)
+                .zip((cols - 1).checked_mul(col_stride))
+                .and_then(|(r, c)| r.checked_add(c));
+            assert!(
+                last.is_some_and(|last| last < data.len()),
+                "matrix view out of bounds"
+            );
         }
         View {
             data,
@@ -108,7 +115,7 @@ unsafe impl Sync for Output {}
 pub fn matmul(c: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
-    assert_eq!(c.len(), m * n, "output has the wrong size");
+    assert_eq!(m.checked_mul(n), Some(c.len()), "output has the wrong size");
     if m == 0 || n == 0 {
         return;
     }
@@ -118,7 +125,7 @@ pub fn matmul(c: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
     };
     // SAFETY (every `kernel` call below): the blocks tile `c`'s m × n elements without
     // overlap, `c` is exclusively borrowed for this call, and `View` bounds-checked `a`, `b`.
-    if m * n * k < PARALLEL_MACS || m.max(n) < BLOCKS {
+    if c.len().saturating_mul(k) < PARALLEL_MACS || m.max(n) < BLOCKS {
         return unsafe { kernel(out, 0, 0, a, b, accumulate) };
     }
     if m >= n {
@@ -281,5 +288,12 @@ mod tests {
     #[should_panic(expected = "out of bounds")]
     fn a_view_past_its_slice_is_refused() {
         View::rows(&[0.0; 5], 2, 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn a_view_whose_extent_overflows_is_refused() {
+        // (rows − 1)·row_stride + (cols − 1) wraps to 0 in unchecked arithmetic.
+        View::new(&[0.0; 4], 2, 2, usize::MAX, 1);
     }
 }

@@ -8,9 +8,9 @@
 //! 2 threads, PyTorch 1.9×, waking its workers for every op); here each batch is cut into
 //! [`SHARDS`] shards that run the forward pass and the input gradients in parallel (one
 //! hand-off per step), each layer's weight gradient is then one product over the whole
-//! batch, cut into blocks that run in parallel (no per-shard gradients to sum), buffers are allocated once per training, and layers at
-//! density ≤ 5 % use sparse kernels (`sparse.rs`) whose cost follows the kept weights, not
-//! the dense shape.
+//! batch, cut into blocks that run in parallel (no per-shard gradients to sum), buffers
+//! are allocated once per training, and layers at density ≤ 5 % use sparse kernels
+//! (`sparse.rs`) whose cost follows the kept weights, not the dense shape.
 //!
 //! The step computes what `train.rs` computes, in f32 (tests/training.rs compares the two):
 //! - forward `z_l = a_l·W_l + b_l`, `a_{l+1} = relu(z_l)`, linear output;
@@ -223,7 +223,7 @@ pub enum Kernel {
     Sparse,
 }
 
-/// One layer: its weights, bias, summed gradients and optimiser state.
+/// One layer: its weights, bias, the batch's gradients and optimiser state.
 struct NativeLayer {
     fan_in: usize,
     fan_out: usize,
@@ -370,8 +370,8 @@ impl NativeLayer {
 
 /// Every batch is cut into this many shards of consecutive rows, whatever the thread count:
 /// the shards run the forward pass and the input gradients in parallel (one hand-off per
-/// step); weight gradients are then one product per layer over the whole batch (its row
-/// blocks in parallel), so results are bit-identical with 1 or N threads.
+/// step); weight gradients are then one product per layer over the whole batch (in fixed
+/// blocks, see [`gemm::BLOCKS`]), so results are bit-identical with 1 or N threads.
 pub const SHARDS: usize = 2;
 
 /// One shard's rows of every layer's activations and output gradients.
