@@ -7,10 +7,11 @@
 //! (docs/performance.md): burn-flex's step spends its second thread poorly (1.08× from 1 to
 //! 2 threads, PyTorch 1.9×, waking its workers for every op); here each batch is cut into
 //! [`SHARDS`] shards that run the forward pass and the input gradients in parallel (one
-//! hand-off per step), each layer's weight gradient is then one product over the whole
-//! batch, cut into blocks that run in parallel (no per-shard gradients to sum), buffers
-//! are allocated once per training, and layers at density ≤ 5 % use sparse kernels
-//! (`sparse.rs`) whose cost follows the kept weights, not the dense shape.
+//! hand-off per step), each dense layer's weight gradient is then one product over the
+//! whole batch, cut into blocks that run in parallel (no per-shard gradients to sum),
+//! buffers are allocated once per training, and layers at density ≤ 5 % use sparse kernels
+//! (`sparse.rs`) whose cost follows the kept weights, not the dense shape (their weight
+//! gradients, one value per kept weight, are computed per shard and summed).
 //!
 //! The step computes what `train.rs` computes, in f32 (tests/training.rs compares the two):
 //! - forward `z_l = a_l·W_l + b_l`, `a_{l+1} = relu(z_l)`, linear output;
@@ -303,23 +304,40 @@ impl NativeLayer {
         }
     }
 
-    /// The input gradient `gi = g·Wᵀ` of one shard's rows, from the layer's output
-    /// gradient `g` `[B, out]`.
-    fn input_gradient(&self, g: &[f32], gi: &mut [f32], bsz: usize, s: &mut SparseScratch) {
+    /// One shard's part of the backward pass, from its rows of the layer input `a` `[B, in]`
+    /// and output gradient `g` `[B, out]`: with `gi`, the input gradient `gi = g·Wᵀ`; for a
+    /// sparse layer also the shard's weight gradient on the kept entries into `gw_part`
+    /// (reusing the feature-major copies of `a` and `g` that both products read; a dense
+    /// layer's weight gradient is one product over the whole batch, [`Self::weight_gradient`]).
+    fn backward_shard(
+        &self,
+        a: &[f32],
+        g: &[f32],
+        gi: Option<&mut [f32]>,
+        gw_part: &mut [f32],
+        bsz: usize,
+        s: &mut SparseScratch,
+    ) {
         match &self.weights {
-            Weights::Dense { w, .. } => matmul(
-                gi,
-                View::rows(g, bsz, self.fan_out),
-                View::transposed(w, self.fan_in, self.fan_out),
-                false,
-            ),
-            Weights::Sparse(csr) => csr.input_gradient(g, gi, bsz, s),
+            Weights::Dense { w, .. } => {
+                if let Some(gi) = gi {
+                    matmul(
+                        gi,
+                        View::rows(g, bsz, self.fan_out),
+                        View::transposed(w, self.fan_in, self.fan_out),
+                        false,
+                    );
+                }
+            }
+            Weights::Sparse(csr) => csr.backward(a, g, gw_part, gi, bsz, s),
         }
     }
 
-    /// The whole batch's `gw = ∂L/∂W` (one product over all rows, unmasked) and
-    /// `gb = ∂L/∂b`, from the layer input `a` `[B, in]` and output gradient `g` `[B, out]`.
-    fn weight_gradient(&mut self, a: &[f32], g: &[f32], bsz: usize, s: &mut SparseScratch) {
+    /// The whole batch's `gw = ∂L/∂W` (unmasked) and `gb = ∂L/∂b`, from the layer input `a`
+    /// `[B, in]` and output gradient `g` `[B, out]`: one product over all rows for a dense
+    /// layer; for a sparse layer the shards' parts (`shards[k].sparse_gw[l]`), summed in
+    /// shard order.
+    fn weight_gradient(&mut self, a: &[f32], g: &[f32], bsz: usize, shards: &[Shard], l: usize) {
         let (fan_in, fan_out) = (self.fan_in, self.fan_out);
         self.gb.fill(0.0);
         for row in g.chunks_exact(fan_out) {
@@ -332,7 +350,14 @@ impl NativeLayer {
                 View::rows(g, bsz, fan_out),
                 false,
             ),
-            Weights::Sparse(csr) => csr.weight_gradient(a, g, &mut self.gw, bsz, s),
+            Weights::Sparse(_) => {
+                self.gw.copy_from_slice(&shards[0].sparse_gw[l]);
+                for shard in &shards[1..] {
+                    zip_chunks(&mut self.gw, &shard.sparse_gw[l], |s, g| {
+                        s.iter_mut().zip(g).for_each(|(s, g)| *s += g)
+                    });
+                }
+            }
         }
     }
 
@@ -369,9 +394,10 @@ impl NativeLayer {
 }
 
 /// Every batch is cut into this many shards of consecutive rows, whatever the thread count:
-/// the shards run the forward pass and the input gradients in parallel (one hand-off per
-/// step); weight gradients are then one product per layer over the whole batch (in fixed
-/// blocks, see [`gemm::BLOCKS`]), so results are bit-identical with 1 or N threads.
+/// the shards run the forward pass and the input gradients (and sparse layers' weight
+/// gradients) in parallel (one hand-off per step); dense weight gradients are then one
+/// product per layer over the whole batch (in fixed blocks, see [`gemm::BLOCKS`]) and
+/// sparse ones are summed in shard order, so results are bit-identical with 1 or N threads.
 pub const SHARDS: usize = 2;
 
 /// One shard's rows of every layer's activations and output gradients.
@@ -383,9 +409,30 @@ struct ShardRows<'m> {
     grads: Vec<&'m mut [f32]>,
 }
 
-/// One shard's scratch space (allocated once per training) and loss.
+/// The first `bsz` rows of every buffer (`widths[l]` wide), cut into shards of `rows` rows:
+/// `parts[k][l]` is shard `k`'s rows of buffer `l`.
+fn shard_rows<'m>(
+    bufs: &'m mut [Vec<f32>],
+    widths: &[usize],
+    bsz: usize,
+    rows: usize,
+) -> Vec<Vec<&'m mut [f32]>> {
+    let mut parts: Vec<Vec<&'m mut [f32]>> = (0..bsz.div_ceil(rows)).map(|_| Vec::new()).collect();
+    for (buf, &w) in bufs.iter_mut().zip(widths) {
+        for (part, chunk) in parts.iter_mut().zip(buf[..bsz * w].chunks_mut(rows * w)) {
+            part.push(chunk);
+        }
+    }
+    parts
+}
+
+/// One shard's scratch space and sparse-layer weight gradients (allocated once per
+/// training) and loss.
 struct Shard {
     scratch: SparseScratch,
+    /// Per layer: the shard's weight gradient on a sparse layer's kept entries (empty for
+    /// dense layers).
+    sparse_gw: Vec<Vec<f32>>,
     /// Sum (not mean) of the shard's per-example losses.
     loss: f32,
 }
@@ -411,17 +458,27 @@ impl Shard {
         if !self.loss.is_finite() {
             return;
         }
-        // The data needs no gradient: ∂a only below the first layer.
-        for l in (1..layers.len()).rev() {
+        for (l, layer) in layers.iter().enumerate().rev() {
             let (below, this) = m.grads.split_at_mut(l);
-            let gi = &mut *below[l - 1];
-            layers[l].input_gradient(this[0], gi, rows, &mut self.scratch);
-            // Through the ReLU that produced the layer's input.
-            gi.iter_mut().zip(&*m.acts[l]).for_each(|(g, a)| {
-                if *a <= 0.0 {
-                    *g = 0.0;
-                }
-            });
+            // The data needs no gradient: ∂a only below the first layer.
+            let gi = below.last_mut().map(|gi| &mut **gi);
+            let a = &*m.acts[l];
+            layer.backward_shard(
+                a,
+                this[0],
+                gi,
+                &mut self.sparse_gw[l],
+                rows,
+                &mut self.scratch,
+            );
+            if l > 0 {
+                // Through the ReLU that produced the layer's input.
+                below[l - 1].iter_mut().zip(a).for_each(|(g, a)| {
+                    if *a <= 0.0 {
+                        *g = 0.0;
+                    }
+                });
+            }
         }
     }
 }
@@ -474,8 +531,6 @@ struct NativeMlp {
     /// `grads[l]`: the batch's gradient w.r.t. layer `l`'s output, `[B, widths[l + 1]]`.
     grads: Vec<Vec<f32>>,
     shards: Vec<Shard>,
-    /// Whole-batch scratch of the sparse weight gradients.
-    scratch: SparseScratch,
     output: OutputKind,
 }
 
@@ -500,15 +555,20 @@ impl NativeMlp {
         let sparse = layers
             .iter()
             .any(|l| matches!(l.weights, Weights::Sparse(_)));
-        let scratch = |rows| SparseScratch::new(if sparse { rows } else { 0 }, widest);
         NativeMlp {
             shards: (0..SHARDS)
                 .map(|_| Shard {
-                    scratch: scratch(rows),
+                    scratch: SparseScratch::new(if sparse { rows } else { 0 }, widest),
+                    sparse_gw: layers
+                        .iter()
+                        .map(|l| match &l.weights {
+                            Weights::Sparse(csr) => vec![0.0; csr.vals.len()],
+                            Weights::Dense { .. } => Vec::new(),
+                        })
+                        .collect(),
                     loss: 0.0,
                 })
                 .collect(),
-            scratch: scratch(batch),
             acts: widths.iter().map(|w| vec![0.0; batch * w]).collect(),
             grads: widths[1..].iter().map(|w| vec![0.0; batch * w]).collect(),
             widths,
@@ -525,22 +585,13 @@ impl NativeMlp {
         data.gather(idx, &mut self.acts[0][..bsz * data.dim]);
         let rows = bsz.div_ceil(SHARDS);
         let used = bsz.div_ceil(rows);
-        let mut parts: Vec<ShardRows<'_>> = (0..used)
-            .map(|_| ShardRows {
-                acts: Vec::new(),
-                grads: Vec::new(),
-            })
+        let acts = shard_rows(&mut self.acts, &self.widths, bsz, rows);
+        let grads = shard_rows(&mut self.grads, &self.widths[1..], bsz, rows);
+        let parts: Vec<ShardRows<'_>> = acts
+            .into_iter()
+            .zip(grads)
+            .map(|(acts, grads)| ShardRows { acts, grads })
             .collect();
-        for (buf, &w) in self.acts.iter_mut().zip(&self.widths) {
-            for (part, chunk) in parts.iter_mut().zip(buf[..bsz * w].chunks_mut(rows * w)) {
-                part.acts.push(chunk);
-            }
-        }
-        for (buf, &w) in self.grads.iter_mut().zip(&self.widths[1..]) {
-            for (part, chunk) in parts.iter_mut().zip(buf[..bsz * w].chunks_mut(rows * w)) {
-                part.grads.push(chunk);
-            }
-        }
         let layers = &self.layers;
         self.shards[..used]
             .par_iter_mut()
@@ -555,7 +606,7 @@ impl NativeMlp {
         for (l, layer) in self.layers.iter_mut().enumerate() {
             let a = &self.acts[l][..bsz * layer.fan_in];
             let g = &self.grads[l][..bsz * layer.fan_out];
-            layer.weight_gradient(a, g, bsz, &mut self.scratch);
+            layer.weight_gradient(a, g, bsz, &self.shards[..used], l);
             layer.update(rule);
         }
         loss

@@ -111,13 +111,14 @@ impl Csr {
         transpose(z_t, self.fan_out, bsz, z);
     }
 
-    /// `grads = ∂L/∂w` on the kept entries, from the layer input `a` `[B, in]` and output
-    /// gradient `g` `[B, out]`.
-    pub fn weight_gradient(
+    /// `grads = ∂L/∂w` on the kept entries and, with `gi`, the input gradient `gi = g·Wᵀ`,
+    /// from the layer input `a` `[B, in]` and output gradient `g` `[B, out]`.
+    pub fn backward(
         &self,
         a: &[f32],
         g: &[f32],
         grads: &mut [f32],
+        gi: Option<&mut [f32]>,
         bsz: usize,
         s: &mut SparseScratch,
     ) {
@@ -137,20 +138,16 @@ impl Csr {
                     *out = x.iter().zip(y).map(|(x, y)| x * y).sum();
                 }
             });
-    }
-
-    /// The input gradient `gi = g·Wᵀ` `[B, in]` from the output gradient `g` `[B, out]`.
-    pub fn input_gradient(&self, g: &[f32], gi: &mut [f32], bsz: usize, s: &mut SparseScratch) {
-        let g_t = &mut s.output_t[..bsz * self.fan_out];
-        transpose(g, bsz, self.fan_out, g_t);
-        let gi_t = &mut s.input_t[..bsz * self.fan_in];
-        gi_t.par_chunks_mut(bsz).enumerate().for_each(|(i, out)| {
-            out.fill(0.0);
-            for p in self.row_start[i]..self.row_start[i + 1] {
-                axpy(out, self.vals[p], &g_t[self.cols[p] * bsz..][..bsz]);
-            }
-        });
-        transpose(gi_t, self.fan_in, bsz, gi);
+        if let Some(gi) = gi {
+            // a_t is no longer needed: reuse it for giᵀ.
+            a_t.par_chunks_mut(bsz).enumerate().for_each(|(i, out)| {
+                out.fill(0.0);
+                for p in self.row_start[i]..self.row_start[i + 1] {
+                    axpy(out, self.vals[p], &g_t[self.cols[p] * bsz..][..bsz]);
+                }
+            });
+            transpose(a_t, self.fan_in, bsz, gi);
+        }
     }
 }
 
@@ -205,8 +202,7 @@ mod tests {
         }
         let g = [1.0, -1.0, 2.0, 0.5, 0.0, 1.0, -2.0, 1.0];
         let (mut gi, mut grads) = ([0.0; 6], [0.0; 5]);
-        csr.input_gradient(&g, &mut gi, 2, &mut s);
-        csr.weight_gradient(&a, &g, &mut grads, 2, &mut s);
+        csr.backward(&a, &g, &mut grads, Some(&mut gi), 2, &mut s);
         for b in 0..2 {
             for i in 0..3 {
                 let want: f32 = (0..4).map(|j| g[b * 4 + j] * masked[i * 4 + j]).sum();
