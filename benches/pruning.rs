@@ -26,12 +26,11 @@ struct Fixture {
 
 impl Fixture {
     fn prune(&self, method: &dyn Pruner, density: f64) -> PruneOutcome {
-        let data = self.engine.upload(&self.task);
+        let data = self.engine.upload(self.task.clone());
         let (mut trained, mut cache) = (None, MethodCache::new());
         let mut ctx = PruneContext {
             engine: &self.engine,
             net: &self.net,
-            task: &self.task,
             data: &data,
             recipe: &self.recipe,
             streams: &self.streams,

@@ -56,7 +56,7 @@ fn train_epoch(c: &mut Criterion) {
             let mask = uniform_ticket(&net, Density::new(density).unwrap(), &streams).unwrap();
             group.throughput(Throughput::Elements(steps));
             for engine in &engines {
-                let uploaded = engine.upload(&data);
+                let uploaded = engine.upload(data.clone());
                 let device = engine.spec();
                 group.bench_function(format!("{name}/batch{batch}/d{density}/{device}"), |b| {
                     b.iter(|| {

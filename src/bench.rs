@@ -143,11 +143,10 @@ pub fn bench_step(
     let recipe = sgd_epoch(bench.batch);
     if bench.warmup > 0 {
         let warm =
-            engine.upload(&gaussian(&bench.widths, bench.warmup * bench.batch).generate(&streams));
+            engine.upload(gaussian(&bench.widths, bench.warmup * bench.batch).generate(&streams));
         engine.train(&net, &mask, &warm, &recipe, &streams, &mut |_| {})?;
     }
-    let data =
-        engine.upload(&gaussian(&bench.widths, bench.steps * bench.batch).generate(&streams));
+    let data = engine.upload(gaussian(&bench.widths, bench.steps * bench.batch).generate(&streams));
     let start = Instant::now();
     engine.train(&net, &mask, &data, &recipe, &streams, &mut |_| {})?;
     let seconds = start.elapsed().as_secs_f64();

@@ -797,14 +797,12 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
     let engine = Engine::new(a.device).bad_input()?;
     let streams = Streams::new(a.seed);
     let net = Network::mlp(&a.widths.0, true, init, &streams).bad_input()?;
-    let data = task.generate(&streams);
-    let device_data = engine.upload(&data);
+    let device_data = engine.upload(task.generate(&streams));
     let recipe = crate::train::TrainRecipe::default();
     let mut trained_dense = None;
     let mut ctx = PruneContext {
         engine: &engine,
         net: &net,
-        task: &data,
         data: &device_data,
         recipe: &recipe,
         streams: &streams,

@@ -3,13 +3,18 @@
 //! (the loops are in [`crate::train`]). Methods see only this type, never burn itself.
 
 use crate::device::{DeviceError, DeviceSpec};
-use crate::model::{MaskedMlp, weight_grads};
+use crate::model::{MaskedMlp, read_f32, weight_grads};
 pub use crate::native::Kernel;
+use crate::train::EVAL_CHUNK;
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use thiserror::Error;
+use ticketbench_core::Streams;
 use ticketbench_core::{CoreError, Mask, Network};
-use ticketbench_planted::{Dataset, OutputKind, Targets, TaskData};
+use ticketbench_planted::{
+    Dataset, FunctionScore, OutputKind, Targets, TaskData, function_outputs, score_outputs,
+    scoring_rows,
+};
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -49,12 +54,14 @@ pub struct Engine {
 }
 
 /// Targets on the device.
+#[derive(Clone)]
 pub(crate) enum DeviceTargets {
     Classes(Tensor<1, Int>),
     Values(Tensor<2>),
 }
 
-/// One split on the device.
+/// One split on the device. Cloning shares the tensors (no copy of the data).
+#[derive(Clone)]
 pub(crate) struct DeviceSplit {
     pub x: Tensor<2>,
     pub y: DeviceTargets,
@@ -76,9 +83,59 @@ impl DeviceSplit {
             len: self.len,
         }
     }
+
+    /// Copies the input rows `idx`, in that order, into `out` (`[idx.len(), input_dim]`).
+    pub(crate) fn gather_inputs_into(&self, idx: &[usize], out: &mut [f32]) {
+        let rows = self.index_tensor(idx);
+        let batch = self.x.clone().select(0, rows).into_data();
+        out.copy_from_slice(batch.as_slice::<f32>().expect("float tensors hold f32"));
+    }
+
+    /// Host copy of the input rows `idx`, in that order (`[idx.len(), input_dim]`).
+    pub(crate) fn gather_inputs(&self, idx: &[usize]) -> Vec<f32> {
+        let mut out = vec![0.0; idx.len() * self.x.dims()[1]];
+        self.gather_inputs_into(idx, &mut out);
+        out
+    }
+
+    /// Host copy of the targets of the rows `idx` (all rows when `None`).
+    pub(crate) fn targets(&self, idx: Option<&[usize]>) -> Targets {
+        let rows = idx.map(|idx| self.index_tensor(idx));
+        match &self.y {
+            DeviceTargets::Classes(y) => {
+                let y = rows.map_or_else(|| y.clone(), |r| y.clone().select(0, r));
+                Targets::Classes(y.to_data().iter::<i64>().map(|c| c as u32).collect())
+            }
+            DeviceTargets::Values(y) => {
+                let y = rows.map_or_else(|| y.clone(), |r| y.clone().select(0, r));
+                Targets::Values {
+                    dim: y.dims()[1],
+                    values: read_f32(&y),
+                }
+            }
+        }
+    }
+
+    /// Host copy of the rows `idx` (inputs and targets), in that order.
+    pub(crate) fn rows(&self, idx: &[usize]) -> Dataset {
+        Dataset {
+            inputs: self.gather_inputs(idx),
+            input_dim: self.x.dims()[1],
+            targets: self.targets(Some(idx)),
+        }
+    }
+
+    fn index_tensor(&self, idx: &[usize]) -> Tensor<1, Int> {
+        let rows: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+        Tensor::from_data(TensorData::new(rows, [idx.len()]), &self.x.device())
+    }
 }
 
-/// A task's data, uploaded once per job and shared by pruning, training and evaluation.
+/// A task's data, uploaded once per group and shared by pruning, training and evaluation.
+/// It is the job's only copy of the data (docs/decisions.md, "One copy of the data"): host
+/// code reads rows, targets or chunks from it and drops them after use. Cloning shares the
+/// tensors (no copy).
+#[derive(Clone)]
 pub struct DeviceData {
     pub(crate) output: OutputKind,
     pub(crate) input_dim: usize,
@@ -89,6 +146,65 @@ pub struct DeviceData {
 impl DeviceData {
     pub fn output(&self) -> OutputKind {
         self.output
+    }
+
+    pub fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+
+    /// Examples in the training split.
+    pub fn train_len(&self) -> usize {
+        self.train.len
+    }
+
+    /// Host copy of the training rows `idx` (inputs and targets), in that order.
+    pub fn train_rows(&self, idx: &[usize]) -> Dataset {
+        self.train.rows(idx)
+    }
+
+    /// Host copy of the training targets.
+    pub fn train_targets(&self) -> Targets {
+        self.train.targets(None)
+    }
+
+    /// Host copy of the whole training split (a check that corrupts the data in place).
+    pub fn train_split(&self) -> Dataset {
+        let inputs = read_f32(&self.train.x);
+        Dataset {
+            inputs,
+            input_dim: self.input_dim,
+            targets: self.train_targets(),
+        }
+    }
+
+    /// The scoring batch of data-dependent pruners ([`TaskData::scoring_batch`]'s rows,
+    /// chosen from the targets and gathered from the device).
+    pub fn scoring_batch(&self, per_class: usize, streams: &Streams, purpose: &str) -> Dataset {
+        let rows = scoring_rows(
+            &self.train_targets(),
+            self.output,
+            per_class,
+            streams,
+            purpose,
+        );
+        self.train_rows(&rows)
+    }
+
+    /// [`ticketbench_planted::score_function`] on the test split, reading
+    /// [`EVAL_CHUNK`] rows to the host at a time.
+    pub fn score_test(
+        &self,
+        output_scale: &[f64],
+        f: impl Fn(&[f64]) -> Vec<f64>,
+    ) -> FunctionScore {
+        let n = self.test.len;
+        let mut outputs = Vec::with_capacity(n);
+        for start in (0..n).step_by(EVAL_CHUNK) {
+            let idx: Vec<usize> = (start..(start + EVAL_CHUNK).min(n)).collect();
+            let inputs = self.test.gather_inputs(&idx);
+            outputs.extend(function_outputs(&inputs, self.input_dim, &f));
+        }
+        score_outputs(&outputs, &self.test.targets(None), output_scale)
     }
 }
 
@@ -118,32 +234,56 @@ impl Engine {
         &self.device
     }
 
-    pub fn upload(&self, data: &TaskData) -> DeviceData {
+    /// Moves `data` onto the device (on the CPU backends the tensors take over its buffers,
+    /// so no copy is made).
+    pub fn upload(&self, data: TaskData) -> DeviceData {
         DeviceData {
             output: data.output,
             input_dim: data.train.input_dim,
-            train: self.upload_split(&data.train),
-            test: self.upload_split(&data.test),
+            train: self.upload_split(data.train),
+            test: self.upload_split(data.test),
         }
     }
 
-    pub(crate) fn upload_split(&self, d: &Dataset) -> DeviceSplit {
+    pub(crate) fn upload_split(&self, d: Dataset) -> DeviceSplit {
         let n = d.len();
-        let x = Tensor::from_data(
-            TensorData::new(d.inputs.clone(), [n, d.input_dim]),
-            &self.device,
-        );
-        let y = match &d.targets {
+        let x = Tensor::from_data(TensorData::new(d.inputs, [n, d.input_dim]), &self.device);
+        DeviceSplit {
+            x,
+            y: self.upload_targets(d.targets),
+            len: n,
+        }
+    }
+
+    fn upload_targets(&self, targets: Targets) -> DeviceTargets {
+        let n = targets.len();
+        match targets {
             Targets::Classes(y) => {
                 let y: Vec<i64> = y.iter().map(|&c| c as i64).collect();
                 DeviceTargets::Classes(Tensor::from_data(TensorData::new(y, [n]), &self.device))
             }
             Targets::Values { values, dim } => DeviceTargets::Values(Tensor::from_data(
-                TensorData::new(values.clone(), [n, *dim]),
+                TensorData::new(values, [n, dim]),
                 &self.device,
             )),
-        };
-        DeviceSplit { x, y, len: n }
+        }
+    }
+
+    /// `data` with its training split replaced by `train` (uploaded; the test split is
+    /// shared).
+    pub fn with_train(&self, data: &DeviceData, train: Dataset) -> DeviceData {
+        DeviceData {
+            train: self.upload_split(train),
+            ..data.clone()
+        }
+    }
+
+    /// `data` with new training targets (uploaded; the inputs and the test split are
+    /// shared, not copied).
+    pub fn with_train_targets(&self, data: &DeviceData, targets: Targets) -> DeviceData {
+        let mut out = data.clone();
+        out.train.y = self.upload_targets(targets);
+        out
     }
 
     /// Checks that `net` maps the data's inputs to the task's outputs.
@@ -176,7 +316,7 @@ impl Engine {
     ) -> Result<Vec<Vec<f32>>, EngineError> {
         Self::check_shapes(net, batch.input_dim, output)?;
         let model = MaskedMlp::from_host(net, mask, &self.device)?;
-        let split = self.upload_split(batch);
+        let split = self.upload_split(batch.clone());
         let loss = loss(output, model.forward(split.x), &split.y);
         let grads = loss.backward();
         weight_grads(&model, &grads, net).ok_or(EngineError::MissingGradients {

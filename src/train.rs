@@ -449,8 +449,9 @@ pub(crate) fn batch(split: &DeviceSplit, idx: Tensor<1, Int>) -> (Tensor<2>, Dev
     (x, y)
 }
 
-/// Evaluates in chunks so large test sets never build one huge activation.
-const EVAL_CHUNK: usize = 4096;
+/// Test rows evaluated (or read to the host) at a time, so a large test set never builds one
+/// huge activation or host copy.
+pub(crate) const EVAL_CHUNK: usize = 4096;
 
 fn evaluate_split(model: &MaskedMlp, split: &DeviceSplit, output: OutputKind) -> Evaluation {
     let model = model.valid();

@@ -81,7 +81,9 @@ fn device_conv_forward_matches_the_host_reference() {
     let want = host_cross_entropy(&masked, &data.test);
     for device in devices() {
         let engine = Engine::new(device).unwrap();
-        let eval = engine.evaluate(&net, &mask, &engine.upload(&data)).unwrap();
+        let eval = engine
+            .evaluate(&net, &mask, &engine.upload(data.clone()))
+            .unwrap();
         assert!(
             (eval.loss - want).abs() < 1e-4,
             "{device}: device loss {} vs host {want}",
@@ -115,7 +117,7 @@ fn masked_conv_weights_stay_zero_and_unmasked_weights_change() {
     ];
     for device in devices() {
         let engine = Engine::new(device).unwrap();
-        let uploaded = engine.upload(&data);
+        let uploaded = engine.upload(data.clone());
         for recipe in &recipes {
             let out = engine
                 .train(

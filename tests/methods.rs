@@ -555,10 +555,17 @@ fn data_free_methods_ignore_corrupted_scoring_data() {
     // methods.md §3.1: for data-free methods the data checks must leave the mask
     // bit-identical; this is asserted here instead of being run as a check job.
     let f = Fixture::planted_circle(2);
-    let corrupted = [
-        ticketbench_baselines::checks::random_labels(&f.task, &f.streams).unwrap(),
-        ticketbench_baselines::checks::random_pixels(&f.task, &f.streams).unwrap(),
-    ];
+    use ticketbench_baselines::checks::{random_labels, random_pixels};
+    let (train, output) = (&f.task.train, f.task.output);
+    let labels = ticketbench_planted::Dataset {
+        targets: random_labels(&train.targets, output, &f.streams).unwrap(),
+        ..train.clone()
+    };
+    let pixels = random_pixels(train.clone(), output, &f.streams).unwrap();
+    let corrupted = [labels, pixels].map(|train| ticketbench_planted::TaskData {
+        train,
+        ..f.task.clone()
+    });
     for info in methods::METHODS {
         let pruner = (info.build)(small_run_params(info.name).as_object().unwrap()).unwrap();
         if info.data != methods::DataNeeds::None || pruner.schedule() != Schedule::Grid {

@@ -50,7 +50,7 @@ fn masked_weights_stay_zero_and_unmasked_weights_change() {
     ];
     for device in devices() {
         let engine = Engine::new(device).unwrap();
-        let uploaded = engine.upload(&data);
+        let uploaded = engine.upload(data.clone());
         for recipe in &recipes {
             let out = engine
                 .train(&net, &mask, &uploaded, recipe, &streams, &mut |_| {})
@@ -96,7 +96,7 @@ fn training_learns_circle_and_is_deterministic() {
     };
     for device in devices() {
         let engine = Engine::new(device).unwrap();
-        let uploaded = engine.upload(&data);
+        let uploaded = engine.upload(data.clone());
         let before = engine.evaluate(&net, &mask, &uploaded).unwrap();
         let a = engine
             .train(&net, &mask, &uploaded, &recipe, &streams, &mut |_| {})
@@ -207,7 +207,7 @@ fn a_nan_loss_is_reported_as_divergence() {
         .train(
             &net,
             &Mask::dense(&net.shapes()),
-            &engine.upload(&data),
+            &engine.upload(data.clone()),
             &recipe,
             &streams,
             &mut |_| {},
@@ -261,7 +261,7 @@ fn native_cpu_step_matches_the_burn_loop() {
         let shapes = net.shapes();
         let counts: Vec<usize> = shapes.iter().map(|s| s.len() * 3 / 10).collect();
         let mask = random_ticket(&shapes, &counts, &streams, "test");
-        let uploaded = engine.upload(&data);
+        let uploaded = engine.upload(data.clone());
         for recipe in &recipes {
             let native = engine
                 .train(&net, &mask, &uploaded, recipe, &streams, &mut |_| {})
@@ -325,7 +325,7 @@ fn native_cpu_training_is_bit_identical_for_any_thread_count() {
     let sparse_mask = random_ticket(&net.shapes(), &[2621, 2621, 51], &streams, "test");
     for (kernel, mask) in [(Kernel::Dense, &mask), (Kernel::Sparse, &sparse_mask)] {
         let engine = Engine::new(DeviceSpec::Cpu).unwrap().with_kernel(kernel);
-        let uploaded = engine.upload(&data);
+        let uploaded = engine.upload(data.clone());
         let run = |threads| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -357,7 +357,7 @@ fn sparse_and_dense_kernels_train_the_same_ticket() {
     };
     let trained = |kernel| {
         let engine = Engine::new(DeviceSpec::Cpu).unwrap().with_kernel(kernel);
-        let uploaded = engine.upload(&data);
+        let uploaded = engine.upload(data.clone());
         engine
             .train(&net, &mask, &uploaded, &recipe, &streams, &mut |_| {})
             .unwrap()

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use ticketbench_core::select::{Keep, top_k_global, top_k_per_layer};
 use ticketbench_core::{CoreError, InitScheme, Mask, Network, Scores, Streams, sample_index};
-use ticketbench_planted::{Dataset, OutputKind, Targets, TaskData};
+use ticketbench_planted::{Dataset, OutputKind, Targets};
 
 /// Errors of the sanity-check transforms.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -332,14 +332,14 @@ pub fn invert(scores: &Scores, keep: Keep, scope: &Scope) -> Result<Mask, CheckE
 /// Replaces every target of `set` using `rng`: classification labels by a uniform class in
 /// `0..classes`, regression rows by the target row of a uniformly random example.
 fn randomize_targets<R: rand::Rng + ?Sized>(
-    set: &mut Dataset,
+    targets: &mut Targets,
+    n: usize,
     output: OutputKind,
     check: &'static str,
     rng: &mut R,
 ) -> Result<(), CheckError> {
-    let n = set.len();
     let invalid = |reason: String| CheckError::InvalidInput { check, reason };
-    match (&mut set.targets, output) {
+    match (targets, output) {
         (Targets::Classes(y), OutputKind::Classes(classes)) => {
             if y.len() != n {
                 return Err(invalid(format!("{} labels for {n} examples", y.len())));
@@ -376,8 +376,9 @@ fn randomize_targets<R: rand::Rng + ?Sized>(
     Ok(())
 }
 
-/// `random_labels`: a copy of `data` whose training targets are all replaced (stream
-/// `check/random_labels/labels`); inputs and the test split are untouched.
+/// `random_labels`: new training targets for a task with `output`, replacing every one of
+/// `targets` (stream `check/random_labels/labels`). Inputs and the test split are untouched,
+/// so the caller keeps sharing them.
 ///
 /// * Classification: every label is an independent uniform class (corrupt probability 1.0,
 ///   so a fraction ≈ 1/C keeps its label by chance).
@@ -387,51 +388,62 @@ fn randomize_targets<R: rand::Rng + ?Sized>(
 ///   input–target link is broken.
 ///
 /// Only the training split changes because scoring batches are drawn from it; the caller
-/// scores on the result and trains on the clean `data`.
-pub fn random_labels(data: &TaskData, streams: &Streams) -> Result<TaskData, CheckError> {
-    let mut out = data.clone();
+/// scores on the result and trains on the clean data.
+pub fn random_labels(
+    targets: &Targets,
+    output: OutputKind,
+    streams: &Streams,
+) -> Result<Targets, CheckError> {
+    let mut out = targets.clone();
     randomize_targets(
-        &mut out.train,
-        data.output,
+        &mut out,
+        targets.len(),
+        output,
         "random_labels",
         &mut streams.stream("check/random_labels/labels"),
     )?;
     Ok(out)
 }
 
-/// `random_pixels`: a copy of `data` whose training examples each get an independent uniform
-/// permutation of their `input_dim` features (one stream `check/random_pixels/pixels`, read
-/// example by example), plus random targets exactly as [`random_labels`] but from stream
-/// `check/random_pixels/labels`. The test split is untouched.
-pub fn random_pixels(data: &TaskData, streams: &Streams) -> Result<TaskData, CheckError> {
-    let mut out = data.clone();
-    let d = out.train.input_dim;
-    if d == 0 || !out.train.inputs.len().is_multiple_of(d) {
+/// `random_pixels`: the training split `train`, corrupted in place (it is the check's own
+/// copy): every example gets an independent uniform permutation of its `input_dim` features
+/// (one stream `check/random_pixels/pixels`, read example by example), plus random targets
+/// exactly as [`random_labels`] but from stream `check/random_pixels/labels`.
+pub fn random_pixels(
+    mut train: Dataset,
+    output: OutputKind,
+    streams: &Streams,
+) -> Result<Dataset, CheckError> {
+    let d = train.input_dim;
+    if d == 0 || !train.inputs.len().is_multiple_of(d) {
         return Err(CheckError::InvalidInput {
             check: "random_pixels",
             reason: format!(
                 "{} input values do not form rows of dimension {d}",
-                out.train.inputs.len()
+                train.inputs.len()
             ),
         });
     }
     let mut rng = streams.stream("check/random_pixels/pixels");
-    for row in out.train.inputs.chunks_exact_mut(d) {
+    for row in train.inputs.chunks_exact_mut(d) {
         shuffle(row, &mut rng);
     }
+    let n = train.len();
     randomize_targets(
-        &mut out.train,
-        data.output,
+        &mut train.targets,
+        n,
+        output,
         "random_pixels",
         &mut streams.stream("check/random_pixels/labels"),
     )?;
-    Ok(out)
+    Ok(train)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ticketbench_core::LayerShape;
+    use ticketbench_planted::TaskData;
 
     fn flat(m: &Mask) -> Vec<usize> {
         m.layers()
@@ -704,8 +716,8 @@ mod tests {
         }
     }
 
-    fn labels(d: &Dataset) -> &[u32] {
-        match &d.targets {
+    fn labels(t: &Targets) -> &[u32] {
+        match t {
             Targets::Classes(y) => y,
             Targets::Values { .. } => panic!("expected class labels"),
         }
@@ -715,10 +727,9 @@ mod tests {
     fn random_labels_classification() {
         let (n, c) = (4000, 10);
         let data = classification(n, 3, c);
-        let out = random_labels(&data, &Streams::new(7)).unwrap();
-        assert_eq!(out.train.inputs, data.train.inputs);
-        assert_eq!(out.test, data.test);
-        let (old, new) = (labels(&data.train), labels(&out.train));
+        let labels_of = |seed| random_labels(&data.train.targets, data.output, &Streams::new(seed));
+        let out = labels_of(7).unwrap();
+        let (old, new) = (labels(&data.train.targets), labels(&out));
         assert_eq!(new.len(), n);
         assert!(new.iter().all(|&y| (y as usize) < c));
         let changed = old.iter().zip(new).filter(|(a, b)| a != b).count() as f64 / n as f64;
@@ -727,24 +738,23 @@ mod tests {
         let mut hist = vec![0usize; c];
         new.iter().for_each(|&y| hist[y as usize] += 1);
         assert!(hist.iter().all(|&h| (300..500).contains(&h)), "{hist:?}");
-        assert_eq!(out, random_labels(&data, &Streams::new(7)).unwrap());
-        assert_ne!(out, random_labels(&data, &Streams::new(8)).unwrap());
+        assert_eq!(out, labels_of(7).unwrap());
+        assert_ne!(out, labels_of(8).unwrap());
     }
 
     #[test]
     fn random_labels_regression_resamples_target_rows() {
         let (n, dim) = (500, 2);
         let data = regression(n, 3, dim);
-        let out = random_labels(&data, &Streams::new(7)).unwrap();
-        assert_eq!(out.train.inputs, data.train.inputs);
-        assert_eq!(out.test, data.test);
+        let labels_of = |seed| random_labels(&data.train.targets, data.output, &Streams::new(seed));
+        let out = labels_of(7).unwrap();
         let (
             Targets::Values { values: old, .. },
             Targets::Values {
                 values: new,
                 dim: d2,
             },
-        ) = (&data.train.targets, &out.train.targets)
+        ) = (&data.train.targets, &out)
         else {
             panic!("expected values")
         };
@@ -759,16 +769,20 @@ mod tests {
             moved += (row != old_rows[i]) as usize;
         }
         assert!(moved > n * 9 / 10, "only {moved} of {n} rows moved");
-        assert_eq!(out, random_labels(&data, &Streams::new(7)).unwrap());
-        assert_ne!(out, random_labels(&data, &Streams::new(8)).unwrap());
+        assert_eq!(out, labels_of(7).unwrap());
+        assert_ne!(out, labels_of(8).unwrap());
     }
 
     #[test]
     fn random_labels_rejects_mismatched_targets() {
-        let mut data = classification(10, 2, 3);
-        data.output = OutputKind::Regression(1);
+        let data = classification(10, 2, 3);
+        let output = OutputKind::Regression(1);
         assert!(matches!(
-            random_labels(&data, &Streams::new(0)),
+            random_labels(&data.train.targets, output, &Streams::new(0)),
+            Err(CheckError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            random_pixels(data.train, output, &Streams::new(0)),
             Err(CheckError::InvalidInput { .. })
         ));
     }
@@ -777,10 +791,10 @@ mod tests {
     fn random_pixels_permutes_each_example() {
         let (n, d, c) = (2000, 12, 4);
         let data = classification(n, d, c);
-        let out = random_pixels(&data, &Streams::new(3)).unwrap();
-        assert_eq!(out.test, data.test);
+        let pixels_of = |seed| random_pixels(data.train.clone(), data.output, &Streams::new(seed));
+        let out = pixels_of(3).unwrap();
         let mut permuted = 0;
-        for (a, b) in data.train.inputs.chunks(d).zip(out.train.inputs.chunks(d)) {
+        for (a, b) in data.train.inputs.chunks(d).zip(out.inputs.chunks(d)) {
             assert_eq!(sorted(a.to_vec()), sorted(b.to_vec()));
             permuted += (a != b) as usize;
         }
@@ -790,19 +804,19 @@ mod tests {
             .train
             .inputs
             .chunks(d)
-            .zip(out.train.inputs.chunks(d))
+            .zip(out.inputs.chunks(d))
             .map(|(a, b)| b.iter().position(|&v| v == a[0]).unwrap())
             .collect();
         assert_eq!(first.len(), d);
-        let (old, new) = (labels(&data.train), labels(&out.train));
+        let (old, new) = (labels(&data.train.targets), labels(&out.targets));
         let changed = old.iter().zip(new).filter(|(a, b)| a != b).count() as f64 / n as f64;
         assert!((changed - 0.75).abs() < 0.04, "changed fraction {changed}");
-        assert_eq!(out, random_pixels(&data, &Streams::new(3)).unwrap());
-        assert_ne!(out, random_pixels(&data, &Streams::new(4)).unwrap());
+        assert_eq!(out, pixels_of(3).unwrap());
+        assert_ne!(out, pixels_of(4).unwrap());
         // Regression tasks get permuted inputs and resampled target rows.
         let reg = regression(50, 4, 1);
-        let out = random_pixels(&reg, &Streams::new(3)).unwrap();
-        assert_ne!(out.train.inputs, reg.train.inputs);
-        assert_ne!(out.train.targets, reg.train.targets);
+        let out = random_pixels(reg.train.clone(), reg.output, &Streams::new(3)).unwrap();
+        assert_ne!(out.inputs, reg.train.inputs);
+        assert_ne!(out.targets, reg.train.targets);
     }
 }

@@ -49,6 +49,20 @@ pub enum Targets {
     Values { values: Vec<f32>, dim: usize },
 }
 
+impl Targets {
+    /// Examples these targets label.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Classes(y) => y.len(),
+            Targets::Values { values, dim } => values.len() / (*dim).max(1),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Examples as a row-major `n × input_dim` f32 matrix with their targets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
@@ -107,27 +121,44 @@ impl TaskData {
     /// * regression: `4·per_class` random examples (Plant 'n' Seek's release uses the
     ///   4-"class" pruning set of 40 samples for every task).
     pub fn scoring_batch(&self, per_class: usize, streams: &Streams, purpose: &str) -> Dataset {
-        let mut rng = streams.stream(purpose);
-        let n = self.train.len();
-        let mut order: Vec<usize> = (0..n).collect();
-        // Full Fisher–Yates: a uniformly random order of the training rows.
-        for i in (1..n).rev() {
-            let j = sample_index(&mut rng, i + 1);
-            order.swap(i, j);
-        }
-        let picked: Vec<usize> = match (&self.train.targets, self.output) {
-            (Targets::Classes(y), OutputKind::Classes(classes)) => (0..classes as u32)
-                .flat_map(|c| {
-                    order
-                        .iter()
-                        .copied()
-                        .filter(move |&i| y[i] == c)
-                        .take(per_class)
-                })
-                .collect(),
-            _ => order.into_iter().take(4 * per_class).collect(),
-        };
-        self.train.rows(&picked)
+        self.train.rows(&scoring_rows(
+            &self.train.targets,
+            self.output,
+            per_class,
+            streams,
+            purpose,
+        ))
+    }
+}
+
+/// The rows of [`TaskData::scoring_batch`], chosen from the training targets alone (so a
+/// split that lives on a device is gathered row by row, never copied whole).
+pub fn scoring_rows(
+    targets: &Targets,
+    output: OutputKind,
+    per_class: usize,
+    streams: &Streams,
+    purpose: &str,
+) -> Vec<usize> {
+    let mut rng = streams.stream(purpose);
+    let n = targets.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    // Full Fisher–Yates: a uniformly random order of the training rows.
+    for i in (1..n).rev() {
+        let j = sample_index(&mut rng, i + 1);
+        order.swap(i, j);
+    }
+    match (targets, output) {
+        (Targets::Classes(y), OutputKind::Classes(classes)) => (0..classes as u32)
+            .flat_map(|c| {
+                order
+                    .iter()
+                    .copied()
+                    .filter(move |&i| y[i] == c)
+                    .take(per_class)
+            })
+            .collect(),
+        _ => order.into_iter().take(4 * per_class).collect(),
     }
 }
 

@@ -21,13 +21,32 @@ pub fn score_function(
     output_scale: &[f64],
     f: impl Fn(&[f64]) -> Vec<f64>,
 ) -> FunctionScore {
-    let d = data.input_dim;
-    let outputs: Vec<Vec<f64>> = data
-        .inputs
-        .chunks(d)
+    score_outputs(
+        &function_outputs(&data.inputs, data.input_dim, f),
+        &data.targets,
+        output_scale,
+    )
+}
+
+/// `f` on each row of a row-major `inputs` matrix with `input_dim` columns, in f64.
+pub fn function_outputs(
+    inputs: &[f32],
+    input_dim: usize,
+    f: impl Fn(&[f64]) -> Vec<f64>,
+) -> Vec<Vec<f64>> {
+    inputs
+        .chunks(input_dim.max(1))
         .map(|x| f(&x.iter().map(|&v| v as f64).collect::<Vec<_>>()))
-        .collect();
-    match &data.targets {
+        .collect()
+}
+
+/// Scores a function's `outputs` (one per example, in the order of `targets`).
+pub fn score_outputs(
+    outputs: &[Vec<f64>],
+    targets: &Targets,
+    output_scale: &[f64],
+) -> FunctionScore {
+    match targets {
         Targets::Classes(labels) => {
             let accuracy = |scale: &dyn Fn(usize) -> f64| {
                 let hits = outputs

@@ -21,8 +21,8 @@ pub mod subset_sum;
 pub mod target;
 pub mod tasks;
 
-pub use data::{Dataset, ImageShape, OutputKind, Targets, TaskData};
-pub use evaluate::{FunctionScore, score_function};
+pub use data::{Dataset, ImageShape, OutputKind, Targets, TaskData, scoring_rows};
+pub use evaluate::{FunctionScore, function_outputs, score_function, score_outputs};
 pub use plant::{PlantKind, PlantedTicket, SparseTicket, plant_pns};
 pub use recovery::Recovery;
 pub use subset_sum::{Certificate, SubsetSumConfig, plant_subset_sum};

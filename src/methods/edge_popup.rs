@@ -167,7 +167,7 @@ pub(crate) mod tests {
                 .unwrap()
                 .generate(&streams);
             let engine = Engine::new(DeviceSpec::Cpu).unwrap();
-            let data = engine.upload(&task);
+            let data = engine.upload(task.clone());
             let net =
                 Network::mlp(&[2, 100, 100, 4], true, InitScheme::HeScaled, &streams).unwrap();
             Circle {

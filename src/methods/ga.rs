@@ -583,8 +583,8 @@ impl Pruner for Ga {
             return Ok(PruneOutcome::new(Mask::dense(&ctx.net.shapes())));
         }
         let batch =
-            ctx.task
-                .scoring_batch(self.per_class(ctx.task.output), ctx.streams, "ga/batch");
+            ctx.data
+                .scoring_batch(self.per_class(ctx.data.output()), ctx.streams, "ga/batch");
         let eval = Evaluator::new(ctx.net, &batch)?;
         let run = evolve(&eval, k, &self.params, ctx.streams, &mut *ctx.progress);
         let best = eval.metrics(&run.best);
@@ -597,7 +597,7 @@ impl Pruner for Ga {
             "ga_fitness".into(),
             run.history.last().expect("initial entry").primary,
         );
-        match ctx.task.output {
+        match ctx.data.output() {
             OutputKind::Classes(_) => {
                 events.insert("ga_batch_acc".into(), best.acc);
                 events.insert("ga_batch_loss".into(), best.loss);
@@ -905,7 +905,7 @@ mod tests {
         // Test-split accuracy of the GA's mask vs random masks at the planted density.
         let (net, planted, data, streams) = planted_circle(0);
         let engine = Engine::new(DeviceSpec::Cpu).unwrap();
-        let device_data = engine.upload(&data);
+        let device_data = engine.upload(data.clone());
         let recipe = TrainRecipe::default();
         // The paper's population, 100 generations, no early stop (≈ 0.3 s in a debug build).
         let pruner = (INFO.build)(serde_json::json!({"patience": 0}).as_object().unwrap()).unwrap();
@@ -913,7 +913,6 @@ mod tests {
         let mut ctx = PruneContext {
             engine: &engine,
             net: &net,
-            task: &data,
             data: &device_data,
             recipe: &recipe,
             streams: &streams,
@@ -961,7 +960,7 @@ mod tests {
     fn pruner_keeps_exact_counts_and_rejects_bad_params() {
         let (net, _, data, streams) = planted_circle(3);
         let engine = Engine::new(DeviceSpec::Cpu).unwrap();
-        let device_data = engine.upload(&data);
+        let device_data = engine.upload(data.clone());
         let recipe = TrainRecipe::default();
         let pruner = (INFO.build)(
             serde_json::json!({"population": 8, "generations": 3, "batch": 32})
@@ -975,7 +974,6 @@ mod tests {
             let mut ctx = PruneContext {
                 engine: &engine,
                 net: &net,
-                task: &data,
                 data: &device_data,
                 recipe: &recipe,
                 streams: &streams,
@@ -1013,7 +1011,7 @@ mod tests {
         )
         .unwrap();
         let engine = Engine::new(DeviceSpec::Cpu).unwrap();
-        let device_data = engine.upload(&data);
+        let device_data = engine.upload(data.clone());
         let recipe = TrainRecipe::default();
         for (name, densities) in [
             ("phew", &[0.999, 0.99, 0.9, 0.5, 0.1, 0.01][..]),
@@ -1025,7 +1023,6 @@ mod tests {
                 let mut ctx = PruneContext {
                     engine: &engine,
                     net: &net,
-                    task: &data,
                     data: &device_data,
                     recipe: &recipe,
                     streams: &streams,

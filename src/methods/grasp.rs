@@ -175,15 +175,15 @@ impl Pruner for Grasp {
         density: Density,
     ) -> Result<PruneOutcome, MethodError> {
         let data = ctx
-            .task
+            .data
             .scoring_batch(self.params.per_class, ctx.streams, "scoring/batch");
-        Engine::check_shapes(ctx.net, data.input_dim, ctx.task.output)?;
+        Engine::check_shapes(ctx.net, data.input_dim, ctx.data.output())?;
         (ctx.progress)(format!(
             "grasp: Hessian-gradient product on {} examples",
             data.len()
         ));
         let batch = Batch::from_dataset(&data);
-        let scores = self.scores(ctx.net, &batch, ctx.task.output, ctx.streams);
+        let scores = self.scores(ctx.net, &batch, ctx.data.output(), ctx.streams);
         PruneOutcome::global_top_k(scores, density, Keep::Lowest)
     }
 }
@@ -398,14 +398,13 @@ mod tests {
                 test: random_dataset(20, 3, output, 2),
             };
             let net = super::super::hessian::tests::small_net(3, 9);
-            let data = engine.upload(&task);
+            let data = engine.upload(task.clone());
             let mut trained = None;
             let pruner = (INFO.build)(&Default::default()).unwrap();
             let mut progress = |m: String| messages.push(m);
             let mut ctx = PruneContext {
                 engine: &engine,
                 net: &net,
-                task: &task,
                 data: &data,
                 recipe: &recipe,
                 streams: &streams,
@@ -447,7 +446,7 @@ mod tests {
         };
         let net = super::super::hessian::tests::small_conv_net(3, 9);
         let total = net.num_prunable();
-        let data = engine.upload(&task);
+        let data = engine.upload(task.clone());
         let mut masks = Vec::new();
         for reinit in [false, true] {
             let params = serde_json::json!({ "reinit": reinit });
@@ -456,7 +455,6 @@ mod tests {
             let mut ctx = PruneContext {
                 engine: &engine,
                 net: &net,
-                task: &task,
                 data: &data,
                 recipe: &recipe,
                 streams: &streams,

@@ -37,7 +37,7 @@ use thiserror::Error;
 use ticketbench_baselines::RatioError;
 use ticketbench_core::select::{Keep, top_k_global};
 use ticketbench_core::{CoreError, Density, Mask, Network, Scores, Streams, target_count};
-use ticketbench_planted::{PlantedTicket, TaskData};
+use ticketbench_planted::PlantedTicket;
 
 /// Method parameters as written in a suite file (`{name: synflow, rounds: 50}`).
 pub type Params = serde_json::Map<String, serde_json::Value>;
@@ -197,7 +197,8 @@ pub struct PruneContext<'a> {
     pub engine: &'a Engine,
     /// θ_0, shared by every method at this seed.
     pub net: &'a Network,
-    pub task: &'a TaskData,
+    /// The task's data: the job's only copy, on the device. Host code reads batches from it
+    /// ([`DeviceData::scoring_batch`], [`DeviceData::train_rows`]).
     pub data: &'a DeviceData,
     /// The suite's training recipe (methods that train use it, e.g. magnitude after training).
     pub recipe: &'a TrainRecipe,

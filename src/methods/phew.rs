@@ -835,12 +835,11 @@ mod tests {
             let task = tasks::build("circle", params.as_object().unwrap())
                 .unwrap()
                 .generate(&streams);
-            let data = engine.upload(&task);
+            let data = engine.upload(task.clone());
             let mut trained = None;
             let mut ctx = PruneContext {
                 engine: &engine,
                 net: &net,
-                task: &task,
                 data: &data,
                 recipe: &recipe,
                 streams: &streams,

@@ -7,7 +7,6 @@ use crate::engine::Engine;
 use serde::{Deserialize, Serialize};
 use ticketbench_core::select::Keep;
 use ticketbench_core::{Density, Scores, Streams, sample_index};
-use ticketbench_planted::Dataset;
 
 /// ProsPr, prospect pruning (methods.md §1.7): gates `c = 1` on every weight,
 /// `θ'_0 = θ_0 ⊙ c`; unroll `M = steps` SGD steps
@@ -176,11 +175,10 @@ fn prospr_scores(gate: Vec<Vec<f64>>) -> Scores {
     Scores { layers }
 }
 
-/// `count` batches of `min(size, N)` training rows from stream `prospr/batch`: consecutive
+/// `count` batches of `min(size, N)` training row indices from stream `prospr/batch`: consecutive
 /// slices of a shuffled order, reshuffled (same stream) when the pass runs out.
-fn draw_batches(train: &Dataset, size: usize, count: usize, streams: &Streams) -> Vec<Dataset> {
+fn draw_batches(n: usize, size: usize, count: usize, streams: &Streams) -> Vec<Vec<usize>> {
     let mut rng = streams.stream("prospr/batch");
-    let n = train.len();
     let size = size.min(n);
     let mut order: Vec<usize> = (0..n).collect();
     let mut pos = n;
@@ -193,9 +191,9 @@ fn draw_batches(train: &Dataset, size: usize, count: usize, streams: &Streams) -
                 }
                 pos = 0;
             }
-            let rows = &order[pos..pos + size];
+            let rows = order[pos..pos + size].to_vec();
             pos += size;
-            train.rows(rows)
+            rows
         })
         .collect()
 }
@@ -215,9 +213,9 @@ impl Pruner for Prospr {
         ctx: &mut PruneContext<'_>,
         density: Density,
     ) -> Result<PruneOutcome, MethodError> {
-        let train = &ctx.task.train;
-        Engine::check_shapes(ctx.net, train.input_dim, ctx.task.output)?;
-        if train.is_empty() {
+        let data = ctx.data;
+        Engine::check_shapes(ctx.net, data.input_dim(), data.output())?;
+        if data.train_len() == 0 {
             return Err(MethodError::InvalidParams {
                 method: INFO.name,
                 message: "the training split is empty".into(),
@@ -228,14 +226,15 @@ impl Pruner for Prospr {
         } else {
             1
         };
-        let batches: Vec<Batch> = draw_batches(train, self.params.batch_size, count, ctx.streams)
-            .iter()
-            .map(Batch::from_dataset)
-            .collect();
+        let batches: Vec<Batch> =
+            draw_batches(data.train_len(), self.params.batch_size, count, ctx.streams)
+                .iter()
+                .map(|rows| Batch::from_dataset(&data.train_rows(rows)))
+                .collect();
         let gate = gate_gradient(
             &Params::from_network(ctx.net),
             Hidden::Relu,
-            Loss::for_output(ctx.task.output, 1.0),
+            Loss::for_output(data.output(), 1.0),
             &batches,
             &self.params,
             &mut *ctx.progress,
@@ -497,20 +496,26 @@ mod tests {
 
     #[test]
     fn batches_come_from_the_named_stream() {
-        let data = random_dataset(300, 3, OutputKind::Classes(3), 0);
         let streams = Streams::new(4);
-        let a = draw_batches(&data, 128, 4, &streams);
+        let a = draw_batches(300, 128, 4, &streams);
         assert_eq!(a.len(), 4);
-        assert!(a.iter().all(|b| b.len() == 128));
-        assert_eq!(a, draw_batches(&data, 128, 4, &streams));
-        // The first batch is the same whether or not more are drawn (new_data_per_step).
-        assert_eq!(a[0], draw_batches(&data, 128, 1, &streams)[0]);
-        assert_ne!(a[0], a[1]);
-        assert_ne!(a[0], draw_batches(&data, 128, 1, &Streams::new(5))[0]);
-        // Fewer rows than the batch size: the whole split.
-        let small = random_dataset(50, 3, OutputKind::Classes(3), 0);
         assert!(
-            draw_batches(&small, 128, 2, &streams)
+            a.iter()
+                .all(|b| b.len() == 128 && b.iter().all(|&i| i < 300))
+        );
+        // Rows within a batch are distinct (a permutation is consumed in order).
+        let mut first = a[0].clone();
+        first.sort_unstable();
+        first.dedup();
+        assert_eq!(first.len(), 128);
+        assert_eq!(a, draw_batches(300, 128, 4, &streams));
+        // The first batch is the same whether or not more are drawn (new_data_per_step).
+        assert_eq!(a[0], draw_batches(300, 128, 1, &streams)[0]);
+        assert_ne!(a[0], a[1]);
+        assert_ne!(a[0], draw_batches(300, 128, 1, &Streams::new(5))[0]);
+        // Fewer rows than the batch size: the whole split.
+        assert!(
+            draw_batches(50, 128, 2, &streams)
                 .iter()
                 .all(|b| b.len() == 50)
         );
@@ -528,7 +533,7 @@ mod tests {
         };
         let net = small_net(3, 9);
         let engine = Engine::new(DeviceSpec::Cpu).unwrap();
-        let data = engine.upload(&task);
+        let data = engine.upload(task.clone());
         let streams = Streams::new(0);
         let recipe = TrainRecipe::default();
         let mut trained = None;
@@ -543,7 +548,6 @@ mod tests {
             let mut ctx = PruneContext {
                 engine: &engine,
                 net: &net,
-                task: &task,
                 data: &data,
                 recipe: &recipe,
                 streams: &streams,

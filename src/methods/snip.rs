@@ -78,12 +78,12 @@ impl Pruner for Snip {
         density: Density,
     ) -> Result<PruneOutcome, MethodError> {
         let batch = ctx
-            .task
+            .data
             .scoring_batch(self.params.per_class, ctx.streams, "scoring/batch");
         let dense = Mask::dense(&ctx.net.shapes());
         let grads = ctx
             .engine
-            .loss_gradients(ctx.net, &dense, &batch, ctx.task.output)?;
+            .loss_gradients(ctx.net, &dense, &batch, ctx.data.output())?;
         PruneOutcome::global_top_k(snip_scores(ctx.net, &grads), density, Keep::Highest)
     }
 }

@@ -32,16 +32,15 @@
 pub mod gemm;
 mod sparse;
 
-use crate::engine::{DeviceData, DeviceSplit, DeviceTargets, EngineError};
-use crate::model::{read_f32, transpose};
+use crate::engine::{DeviceData, DeviceSplit, EngineError};
+use crate::model::transpose;
 use crate::train::{Divergence, EpochReport, Optimizer, TrainOutcome, TrainRecipe, shuffle_order};
-use burn::prelude::{Int, Tensor, TensorData};
 use gemm::{View, matmul};
 use rayon::prelude::*;
 pub use sparse::SPARSE_MAX_DENSITY;
 use sparse::{Csr, SparseScratch};
 use ticketbench_core::{Layer as HostLayer, Mask, Network, Streams};
-use ticketbench_planted::OutputKind;
+use ticketbench_planted::{OutputKind, Targets};
 
 /// Element-wise passes over vectors longer than this run in parallel chunks of this size.
 const PARALLEL_CHUNK: usize = 1 << 16;
@@ -54,38 +53,22 @@ struct HostSplit<'d> {
     dim: usize,
     /// Network outputs per example.
     out: usize,
-    targets: HostTargets,
-}
-
-enum HostTargets {
-    Classes(Vec<usize>),
-    /// `[n, out]`.
-    Values(Vec<f32>),
+    targets: Targets,
 }
 
 impl<'d> HostSplit<'d> {
     fn new(split: &'d DeviceSplit, dim: usize, out: usize) -> HostSplit<'d> {
-        let targets = match &split.y {
-            DeviceTargets::Classes(y) => {
-                HostTargets::Classes(y.to_data().iter::<i64>().map(|c| c as usize).collect())
-            }
-            DeviceTargets::Values(y) => HostTargets::Values(read_f32(y)),
-        };
         HostSplit {
             split,
             dim,
             out,
-            targets,
+            targets: split.targets(None),
         }
     }
 
     /// Copies the input rows `idx` into `out` (`[idx.len(), dim]`).
     fn gather(&self, idx: &[usize], out: &mut [f32]) {
-        let rows: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
-        let rows: Tensor<1, Int> =
-            Tensor::from_data(TensorData::new(rows, [idx.len()]), &self.split.x.device());
-        let batch = self.split.x.clone().select(0, rows).into_data();
-        out.copy_from_slice(batch.as_slice::<f32>().expect("float tensors hold f32"));
+        self.split.gather_inputs_into(idx, out);
     }
 }
 
@@ -495,19 +478,20 @@ fn output_gradient(
     let out = data.out;
     let mut sum = 0.0f32;
     match &data.targets {
-        HostTargets::Classes(y) => {
+        Targets::Classes(y) => {
             let scale = 1.0 / total as f32;
             for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
                 let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let log_sum = z.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
-                sum += log_sum - z[y[i]];
+                let y = y[i] as usize;
+                sum += log_sum - z[y];
                 for (g, v) in g.iter_mut().zip(z) {
                     *g = (v - log_sum).exp() * scale;
                 }
-                g[y[i]] -= scale;
+                g[y] -= scale;
             }
         }
-        HostTargets::Values(y) => {
+        Targets::Values { values: y, .. } => {
             let scale = 2.0 / (total * out) as f32;
             for ((z, g), &i) in z.chunks_exact(out).zip(g.chunks_exact_mut(out)).zip(idx) {
                 for ((g, v), t) in g.iter_mut().zip(z).zip(&y[i * out..(i + 1) * out]) {

@@ -15,8 +15,7 @@ use ticketbench_baselines::checks::{self, CheckStage, SanityCheck, Scope};
 use ticketbench_baselines::random_ticket;
 use ticketbench_core::{CoreError, Density, Mask, Network, Streams, target_count};
 use ticketbench_planted::{
-    OutputKind, PlantError, PlantKind, PlantedTicket, Recovery, SparseTicket, TaskData, plant_pns,
-    score_function,
+    OutputKind, PlantError, PlantKind, PlantedTicket, Recovery, SparseTicket, plant_pns,
 };
 
 /// Version of the settings-hash payload; bump when its meaning changes.
@@ -438,7 +437,7 @@ pub enum JobError {
 /// planted ticket and the data of transfer tasks.
 pub struct GroupState {
     pub key: (usize, usize, u64),
-    pub task_data: TaskData,
+    /// The group's only copy of the task's data (docs/decisions.md, "One copy of the data").
     pub device_data: DeviceData,
     pub net: Network,
     pub trained_dense: Option<Network>,
@@ -455,8 +454,7 @@ impl GroupState {
     pub fn new(suite: &Suite, job: &Job, engine: &Engine) -> Result<Self, JobError> {
         let task = suite.tasks[job.task].task.as_ref();
         let streams = Streams::recording(job.seed);
-        let task_data = task.generate(&streams);
-        let device_data = engine.upload(&task_data);
+        let device_data = engine.upload(task.generate(&streams));
         let model = &suite.models[job.model];
         let mut net = model.init_network(task, &streams)?;
         let mut planted = None;
@@ -465,17 +463,16 @@ impl GroupState {
             let ticket = plant_pns(&target, net)?;
             net = ticket.host.clone();
             let ones = vec![1.0; task.output().dim()];
-            target_metric = Some(score_function(&task_data.test, &ones, |x| target.forward(x)).raw);
+            target_metric = Some(device_data.score_test(&ones, |x| target.forward(x)).raw);
             planted = Some(ticket);
         }
         let transfer = suite
             .transfer_targets(job.task)
             .into_iter()
-            .map(|u| (u, engine.upload(&suite.tasks[u].task.generate(&streams))))
+            .map(|u| (u, engine.upload(suite.tasks[u].task.generate(&streams))))
             .collect();
         Ok(GroupState {
             key: job.group_key(),
-            task_data,
             device_data,
             net,
             trained_dense: None,
@@ -522,19 +519,27 @@ pub fn run_job(
     // (magnitude and IMP must train on the corrupted labels too); training stays clean.
     let mut corrupted = match job.check {
         Some(c) if c.acts_on() == CheckStage::ScoringData => {
+            let clean = &group.device_data;
+            let output = clean.output();
+            // Labels replace only the targets and share the inputs; pixels corrupt their own
+            // download of the training split (the check's data, freed after pruning).
             let data = match c {
-                SanityCheck::RandomLabels => checks::random_labels(&group.task_data, &streams)?,
-                _ => checks::random_pixels(&group.task_data, &streams)?,
+                SanityCheck::RandomLabels => engine.with_train_targets(
+                    clean,
+                    checks::random_labels(&clean.train_targets(), output, &streams)?,
+                ),
+                _ => engine.with_train(
+                    clean,
+                    checks::random_pixels(clean.train_split(), output, &streams)?,
+                ),
             };
-            let device = engine.upload(&data);
-            Some((data, device, None, MethodCache::new()))
+            Some((data, None, MethodCache::new()))
         }
         _ => None,
     };
-    let (prune_task, prune_data, trained_dense, cache) = match &mut corrupted {
-        Some((t, d, dense, cache)) => (&*t, &*d, dense, cache),
+    let (prune_data, trained_dense, cache) = match &mut corrupted {
+        Some((d, dense, cache)) => (&*d, dense, cache),
         None => (
-            &group.task_data,
             &group.device_data,
             &mut group.trained_dense,
             &mut group.cache,
@@ -543,7 +548,6 @@ pub fn run_job(
     let mut ctx = PruneContext {
         engine,
         net: &group.net,
-        task: prune_task,
         data: prune_data,
         recipe: &task.train,
         streams: &streams,
@@ -643,9 +647,9 @@ pub fn run_job(
     let planted = match (&group.planted, recovery, group.target_metric) {
         (Some(p), Some(recovery), Some(target_metric)) => {
             let ticket = SparseTicket::new(start, &mask, None);
-            let strong = score_function(&group.task_data.test, &p.output_scale, |x| {
-                ticket.forward(x)
-            });
+            let strong = group
+                .device_data
+                .score_test(&p.output_scale, |x| ticket.forward(x));
             let trained_metric = match output {
                 OutputKind::Classes(_) => evaluation.and_then(|e| e.accuracy),
                 OutputKind::Regression(_) => evaluation.map(|e| e.loss),

@@ -10,10 +10,12 @@ use super::job::{self, Job, JobRecord};
 use super::suite::Suite;
 use super::{RunOptions, store};
 use crate::device::DeviceSpec;
+use crate::train::EVAL_CHUNK;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use thiserror::Error;
+use ticketbench_baselines::checks::SanityCheck;
 
 /// Largest grid run without `--yes`.
 pub const DEFAULT_MAX_JOBS: u128 = 50_000;
@@ -72,8 +74,10 @@ pub enum PlanError {
 /// Estimated peak memory of one job, from the largest (task, model) pair of the suite, and
 /// of the process running `parallel_jobs` of them ([`PROCESS_BASE_BYTES`] plus the jobs).
 ///
-/// Model: the data held three times (host copy, device copy, and a corrupted copy for data
-/// sanity checks), [`NETWORK_COPIES`] f32 copies of the parameters (θ_0, θ, trained dense
+/// Model: the data held once (the device copy is the only one; docs/decisions.md), twice
+/// when the suite runs the `random_pixels` check (its corrupted training split),
+/// one [`EVAL_CHUNK`] of test rows read for evaluation with two layers' outputs,
+/// [`NETWORK_COPIES`] f32 copies of the parameters (θ_0, θ, trained dense
 /// θ_T, mask, scores, gradient, two Adam moments, dense gradient of the dynamic methods,
 /// the matched random ticket and the autodiff graph's saved tensors), and forward plus
 /// backward activations of one batch, each layer's input and output kept four times.
@@ -100,12 +104,19 @@ pub const PROCESS_BASE_BYTES: u64 = 20 << 20;
 /// Memory of the suite's largest job and of `parallel` of them.
 pub fn memory_estimate(suite: &Suite, parallel: usize, limits: &Limits) -> MemoryEstimate {
     let mut best = (0u64, String::new(), String::new(), String::new(), 0usize);
+    let data_copies = if suite.checks.contains(&SanityCheck::RandomPixels) {
+        2
+    } else {
+        1
+    };
     for task in &suite.tasks {
         for model in suite.models.iter().filter(|m| m.runs_on(task)) {
             let widths = model.widths(task.task.as_ref());
             let samples = task.task.samples();
             let io = (widths[0] + widths[widths.len() - 1]) as u64;
-            let data = samples as u64 * io * 4 * 3;
+            let data = samples as u64 * io * 4 * data_copies;
+            let widest = widths.iter().copied().max().unwrap_or(0);
+            let eval = samples.min(EVAL_CHUNK) as u64 * (widths[0] + 2 * widest) as u64 * 4;
             let params: u64 = model
                 .shapes(task.task.as_ref())
                 .unwrap_or_default()
@@ -114,7 +125,7 @@ pub fn memory_estimate(suite: &Suite, parallel: usize, limits: &Limits) -> Memor
                 .sum();
             let activations =
                 task.train.batch_size as u64 * widths.iter().sum::<usize>() as u64 * 4 * 4;
-            let bytes = data + params * 4 * NETWORK_COPIES + activations;
+            let bytes = data + eval + params * 4 * NETWORK_COPIES + activations;
             if bytes > best.0 {
                 let w: Vec<String> = widths.iter().map(|w| w.to_string()).collect();
                 best = (

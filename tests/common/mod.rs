@@ -56,12 +56,11 @@ impl PruneSetup<'_> {
         method: &dyn ticketbench::methods::Pruner,
         density: f64,
     ) -> Result<ticketbench::methods::PruneOutcome, ticketbench::methods::MethodError> {
-        let data = self.engine.upload(self.task);
+        let data = self.engine.upload(self.task.clone());
         let mut trained = None;
         let mut ctx = ticketbench::methods::PruneContext {
             engine: self.engine,
             net: self.net,
-            task: self.task,
             data: &data,
             recipe: self.recipe,
             streams: self.streams,

@@ -178,34 +178,39 @@ impl Split {
             let mut rx = streams.stream(&format!("task/{task}/{split}/x"));
             let mut rn = streams.stream(&format!("task/{task}/{split}/noise"));
             let mut rp = streams.stream(&format!("task/{task}/{split}/perm"));
-            let rows: Vec<(Vec<f32>, Example)> =
-                (0..self.samples).map(|_| draw(&mut rx, &mut rn)).collect();
+            // The permutation has its own stream, so it is drawn first; then each drawn row
+            // goes straight to its place in the split (or is dropped), and the split is the
+            // only copy of its rows ever held (drawing all rows, then gathering the kept ones,
+            // held 1.9 copies of the training split).
             let mut perm: Vec<usize> = (0..self.samples).collect();
             for i in (1..perm.len()).rev() {
                 perm.swap(i, sample_index(&mut rp, i + 1));
             }
-            let kept: Vec<&(Vec<f32>, Example)> = perm[keep].iter().map(|&i| &rows[i]).collect();
-            let inputs = kept.iter().flat_map(|(x, _)| x.iter().copied()).collect();
-            let targets = match output {
-                OutputKind::Classes(_) => Targets::Classes(
-                    kept.iter()
-                        .map(|(_, y)| match y {
-                            Example::Class(c) => *c,
-                            Example::Values(_) => unreachable!(),
-                        })
-                        .collect(),
-                ),
+            let mut slot = vec![None; self.samples];
+            for (j, &i) in perm[keep].iter().enumerate() {
+                slot[i] = Some(j);
+            }
+            let kept = slot.iter().flatten().count();
+            let mut inputs = vec![0.0f32; kept * input_dim];
+            let mut targets = match output {
+                OutputKind::Classes(_) => Targets::Classes(vec![0; kept]),
                 OutputKind::Regression(dim) => Targets::Values {
-                    values: kept
-                        .iter()
-                        .flat_map(|(_, y)| match y {
-                            Example::Values(v) => v.clone(),
-                            Example::Class(_) => unreachable!(),
-                        })
-                        .collect(),
+                    values: vec![0.0; kept * dim],
                     dim,
                 },
             };
+            for slot in &slot {
+                let (x, y) = draw(&mut rx, &mut rn);
+                let Some(j) = *slot else { continue };
+                inputs[j * input_dim..(j + 1) * input_dim].copy_from_slice(&x);
+                match (&mut targets, y) {
+                    (Targets::Classes(t), Example::Class(c)) => t[j] = c,
+                    (Targets::Values { values, dim }, Example::Values(v)) => {
+                        values[j * *dim..(j + 1) * *dim].copy_from_slice(&v)
+                    }
+                    _ => unreachable!("a task draws targets of its own output kind"),
+                }
+            }
             Dataset {
                 inputs,
                 input_dim,
@@ -230,6 +235,57 @@ pub(crate) enum Example {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each split is `samples` rows drawn in stream order, permuted by the split's own
+    /// stream, and cut at `⌊train_fraction·samples⌋`: checked against drawing every row first.
+    #[test]
+    fn split_rows_are_the_permuted_draws() {
+        let split = Split {
+            samples: 50,
+            train_fraction: 0.8,
+        };
+        let draw = |rx: &mut StreamRng, rn: &mut StreamRng| {
+            let x = (0..3).map(|_| sample_index(rx, 1000) as f32).collect();
+            (x, sample_index(rn, 7))
+        };
+        let streams = Streams::new(3);
+        let classes = split.generate("toy", &streams, OutputKind::Classes(7), 3, |rx, rn| {
+            let (x, y) = draw(rx, rn);
+            (x, Example::Class(y as u32))
+        });
+        let values = split.generate("toy", &streams, OutputKind::Regression(1), 3, |rx, rn| {
+            let (x, y) = draw(rx, rn);
+            (x, Example::Values(vec![y as f32]))
+        });
+        for (name, keep, got, got_values) in [
+            ("train", 0..40, &classes.train, &values.train),
+            ("test", 40..50, &classes.test, &values.test),
+        ] {
+            let mut rx = streams.stream(&format!("task/toy/{name}/x"));
+            let mut rn = streams.stream(&format!("task/toy/{name}/noise"));
+            let mut rp = streams.stream(&format!("task/toy/{name}/perm"));
+            let rows: Vec<_> = (0..50).map(|_| draw(&mut rx, &mut rn)).collect();
+            let mut perm: Vec<usize> = (0..50).collect();
+            for i in (1..50).rev() {
+                perm.swap(i, sample_index(&mut rp, i + 1));
+            }
+            let kept: Vec<_> = perm[keep].iter().map(|&i| &rows[i]).collect();
+            let inputs: Vec<f32> = kept.iter().flat_map(|(x, _)| x.clone()).collect();
+            let labels: Vec<u32> = kept.iter().map(|(_, y)| *y as u32).collect();
+            assert_eq!(got.inputs, inputs, "{name}");
+            assert_eq!(got.targets, Targets::Classes(labels.clone()), "{name}");
+            assert_eq!(got_values.inputs, inputs, "{name}");
+            let want = labels.iter().map(|&y| y as f32).collect();
+            assert_eq!(
+                got_values.targets,
+                Targets::Values {
+                    values: want,
+                    dim: 1
+                },
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn every_task_is_deterministic_per_seed_and_sized() {
