@@ -180,9 +180,18 @@ impl DeviceData {
         self.train.targets(None)
     }
 
-    /// Host copy of the whole training split (a check that corrupts the data in place).
+    /// Host copy of the whole training split (a check that corrupts the data in place),
+    /// read [`EVAL_CHUNK`] rows at a time: a whole-tensor read copies twice on burn-flex
+    /// (its shared storage into a byte buffer, then into a `Vec<f32>`).
     pub fn train_split(&self) -> Dataset {
-        let inputs = read_f32(&self.train.x);
+        let (n, d) = (self.train.len, self.input_dim);
+        let mut inputs = vec![0.0; n * d];
+        for start in (0..n).step_by(EVAL_CHUNK) {
+            let end = (start + EVAL_CHUNK).min(n);
+            let idx: Vec<usize> = (start..end).collect();
+            self.train
+                .gather_inputs_into(&idx, &mut inputs[start * d..end * d]);
+        }
         Dataset {
             inputs,
             input_dim: self.input_dim,
@@ -193,8 +202,17 @@ impl DeviceData {
     /// The scoring batch of data-dependent pruners ([`TaskData::scoring_batch`]'s rows,
     /// chosen from the targets and gathered from the device).
     pub fn scoring_batch(&self, per_class: usize, streams: &Streams, purpose: &str) -> Dataset {
+        // Class-balanced batches need the labels; regression needs only the row count.
+        let labels = match (self.output, &self.train.y) {
+            (OutputKind::Classes(_), DeviceTargets::Classes(_)) => match self.train_targets() {
+                Targets::Classes(y) => Some(y),
+                Targets::Values { .. } => unreachable!("class targets read back as classes"),
+            },
+            _ => None,
+        };
         let rows = scoring_rows(
-            &self.train_targets(),
+            self.train.len,
+            labels.as_deref(),
             self.output,
             per_class,
             streams,
@@ -263,13 +281,14 @@ impl Engine {
         let x = Tensor::from_data(TensorData::new(d.inputs, [n, d.input_dim]), &self.device);
         DeviceSplit {
             x,
-            y: self.upload_targets(d.targets),
+            y: self.upload_targets(d.targets, n),
             len: n,
         }
     }
 
-    fn upload_targets(&self, targets: Targets) -> DeviceTargets {
-        let n = targets.len();
+    /// The targets of `n` examples (a count that disagrees with the targets is a bug in
+    /// the task and panics in `TensorData::new`).
+    fn upload_targets(&self, targets: Targets, n: usize) -> DeviceTargets {
         match targets {
             Targets::Classes(y) => {
                 let y: Vec<i64> = y.iter().map(|&c| c as i64).collect();
@@ -295,7 +314,7 @@ impl Engine {
     /// shared, not copied).
     pub fn with_train_targets(&self, data: &DeviceData, targets: Targets) -> DeviceData {
         let mut out = data.clone();
-        out.train.y = self.upload_targets(targets);
+        out.train.y = self.upload_targets(targets, data.train.len);
         out
     }
 

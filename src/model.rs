@@ -298,8 +298,9 @@ pub(crate) fn weight_grads(
 }
 
 pub(crate) fn read_f32<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    // `into`, not `to`: the downloaded buffer becomes the Vec (one copy, not two).
     t.to_data()
-        .try_to_vec::<f32>()
+        .try_into_vec::<f32>()
         .expect("float tensors hold f32")
 }
 

@@ -121,8 +121,13 @@ impl TaskData {
     /// * regression: `4·per_class` random examples (Plant 'n' Seek's release uses the
     ///   4-"class" pruning set of 40 samples for every task).
     pub fn scoring_batch(&self, per_class: usize, streams: &Streams, purpose: &str) -> Dataset {
+        let labels = match &self.train.targets {
+            Targets::Classes(y) => Some(y.as_slice()),
+            Targets::Values { .. } => None,
+        };
         self.train.rows(&scoring_rows(
-            &self.train.targets,
+            self.train.len(),
+            labels,
             self.output,
             per_class,
             streams,
@@ -131,25 +136,26 @@ impl TaskData {
     }
 }
 
-/// The rows of [`TaskData::scoring_batch`], chosen from the training targets alone (so a
-/// split that lives on a device is gathered row by row, never copied whole).
+/// The rows of [`TaskData::scoring_batch`] among `n` training examples, chosen from their
+/// class `labels` alone (`None` for regression), so a split that lives on a device is
+/// gathered row by row, never copied whole.
 pub fn scoring_rows(
-    targets: &Targets,
+    n: usize,
+    labels: Option<&[u32]>,
     output: OutputKind,
     per_class: usize,
     streams: &Streams,
     purpose: &str,
 ) -> Vec<usize> {
     let mut rng = streams.stream(purpose);
-    let n = targets.len();
     let mut order: Vec<usize> = (0..n).collect();
     // Full Fisher–Yates: a uniformly random order of the training rows.
     for i in (1..n).rev() {
         let j = sample_index(&mut rng, i + 1);
         order.swap(i, j);
     }
-    match (targets, output) {
-        (Targets::Classes(y), OutputKind::Classes(classes)) => (0..classes as u32)
+    match (labels, output) {
+        (Some(y), OutputKind::Classes(classes)) => (0..classes as u32)
             .flat_map(|c| {
                 order
                     .iter()

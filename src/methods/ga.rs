@@ -554,7 +554,7 @@ fn evolve(
 }
 
 impl Ga {
-    /// Examples per class handed to `TaskData::scoring_batch` for about `batch` rows.
+    /// Examples per class handed to `DeviceData::scoring_batch` for about `batch` rows.
     fn per_class(&self, output: OutputKind) -> usize {
         let groups = match output {
             OutputKind::Classes(c) => c.max(1),

@@ -175,8 +175,8 @@ fn prospr_scores(gate: Vec<Vec<f64>>) -> Scores {
     Scores { layers }
 }
 
-/// `count` batches of `min(size, N)` training row indices from stream `prospr/batch`: consecutive
-/// slices of a shuffled order, reshuffled (same stream) when the pass runs out.
+/// `count` batches of `min(size, N)` training row indices from stream `prospr/batch`:
+/// consecutive slices of a shuffled order, reshuffled (same stream) when the pass runs out.
 fn draw_batches(n: usize, size: usize, count: usize, streams: &Streams) -> Vec<Vec<usize>> {
     let mut rng = streams.stream("prospr/batch");
     let size = size.min(n);

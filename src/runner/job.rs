@@ -553,11 +553,10 @@ pub fn run_job(
         streams: &streams,
         trained_dense,
         cache,
-        progress,
+        progress: &mut *progress,
         planted: group.planted.as_ref(),
     };
     let outcome = method.pruner.prune(&mut ctx, job.density)?;
-    let progress = ctx.progress;
     let outcome = apply_check(
         job.check,
         outcome,
@@ -566,6 +565,9 @@ pub fn run_job(
         &group.net,
         &streams,
     )?;
+    // The check's data (for random_pixels a second copy of the training inputs) is not
+    // needed past pruning.
+    drop(corrupted);
     let prune_s = t0.elapsed().as_secs_f64();
 
     let total = group.net.num_prunable();

@@ -186,11 +186,12 @@ impl Split {
             for i in (1..perm.len()).rev() {
                 perm.swap(i, sample_index(&mut rp, i + 1));
             }
-            let mut slot = vec![None; self.samples];
+            let kept = keep.len();
+            let mut slot = vec![usize::MAX; self.samples]; // MAX: not kept
             for (j, &i) in perm[keep].iter().enumerate() {
-                slot[i] = Some(j);
+                slot[i] = j;
             }
-            let kept = slot.iter().flatten().count();
+            drop(perm);
             let mut inputs = vec![0.0f32; kept * input_dim];
             let mut targets = match output {
                 OutputKind::Classes(_) => Targets::Classes(vec![0; kept]),
@@ -199,9 +200,11 @@ impl Split {
                     dim,
                 },
             };
-            for slot in &slot {
+            for &j in &slot {
                 let (x, y) = draw(&mut rx, &mut rn);
-                let Some(j) = *slot else { continue };
+                if j == usize::MAX {
+                    continue;
+                }
                 inputs[j * input_dim..(j + 1) * input_dim].copy_from_slice(&x);
                 match (&mut targets, y) {
                     (Targets::Classes(t), Example::Class(c)) => t[j] = c,
