@@ -5,7 +5,7 @@
 use crate::device::{DeviceError, DeviceSpec};
 use crate::model::{MaskedMlp, read_f32, weight_grads};
 pub use crate::native::Kernel;
-use crate::train::EVAL_CHUNK;
+use crate::train::{EVAL_CHUNK, batch};
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use thiserror::Error;
@@ -101,40 +101,33 @@ impl DeviceSplit {
         out
     }
 
-    /// Host copy of the targets of the rows `idx` (all rows when `None`).
-    pub(crate) fn targets(&self, idx: Option<&[usize]>) -> Targets {
-        let device = self.x.clone().without_autodiff().device();
-        let rows = idx.map(|idx| index_tensor(idx, &device));
-        match &self.y {
-            DeviceTargets::Classes(y) => {
-                let y = y.clone().without_autodiff();
-                let y = match rows {
-                    Some(r) => y.select(0, r),
-                    None => y,
-                };
-                Targets::Classes(y.to_data().iter::<i64>().map(|c| c as u32).collect())
-            }
-            DeviceTargets::Values(y) => {
-                let y = y.clone().without_autodiff();
-                let y = match rows {
-                    Some(r) => y.select(0, r),
-                    None => y,
-                };
-                Targets::Values {
-                    dim: y.dims()[1],
-                    values: read_f32(&y),
-                }
-            }
-        }
+    /// Host copy of the targets.
+    pub(crate) fn targets(&self) -> Targets {
+        host_targets(&self.without_autodiff().y)
     }
 
     /// Host copy of the rows `idx` (inputs and targets), in that order.
     pub(crate) fn rows(&self, idx: &[usize]) -> Dataset {
+        let split = self.without_autodiff();
+        let (x, y) = batch(&split, index_tensor(idx, &split.x.device()));
         Dataset {
-            inputs: self.gather_inputs(idx),
-            input_dim: self.x.dims()[1],
-            targets: self.targets(Some(idx)),
+            inputs: read_f32(&x),
+            input_dim: x.dims()[1],
+            targets: host_targets(&y),
         }
+    }
+}
+
+/// Host copy of targets on the device.
+fn host_targets(y: &DeviceTargets) -> Targets {
+    match y {
+        DeviceTargets::Classes(y) => {
+            Targets::Classes(y.to_data().iter::<i64>().map(|c| c as u32).collect())
+        }
+        DeviceTargets::Values(y) => Targets::Values {
+            dim: y.dims()[1],
+            values: read_f32(y),
+        },
     }
 }
 
@@ -177,7 +170,7 @@ impl DeviceData {
 
     /// Host copy of the training targets.
     pub fn train_targets(&self) -> Targets {
-        self.train.targets(None)
+        self.train.targets()
     }
 
     /// Host copy of the whole training split (a check that corrupts the data in place),
@@ -203,12 +196,12 @@ impl DeviceData {
     /// chosen from the targets and gathered from the device).
     pub fn scoring_batch(&self, per_class: usize, streams: &Streams, purpose: &str) -> Dataset {
         // Class-balanced batches need the labels; regression needs only the row count.
-        let labels = match (self.output, &self.train.y) {
-            (OutputKind::Classes(_), DeviceTargets::Classes(_)) => match self.train_targets() {
+        let labels = match self.output {
+            OutputKind::Classes(_) => match self.train_targets() {
                 Targets::Classes(y) => Some(y),
-                Targets::Values { .. } => unreachable!("class targets read back as classes"),
+                Targets::Values { .. } => None,
             },
-            _ => None,
+            OutputKind::Regression(_) => None,
         };
         let rows = scoring_rows(
             self.train.len,
@@ -235,7 +228,7 @@ impl DeviceData {
             let inputs = self.test.gather_inputs(&idx);
             outputs.extend(function_outputs(&inputs, self.input_dim, &f));
         }
-        score_outputs(&outputs, &self.test.targets(None), output_scale)
+        score_outputs(&outputs, &self.test.targets(), output_scale)
     }
 }
 

@@ -62,7 +62,7 @@ impl<'d> HostSplit<'d> {
             split,
             dim,
             out,
-            targets: split.targets(None),
+            targets: split.targets(),
         }
     }
 
