@@ -16,6 +16,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod crash_point;
 pub mod device;
 pub mod engine;
 pub mod export;

@@ -499,28 +499,34 @@ fn a_killed_zoo_run_resumes_without_duplicates() {
     let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/zoo.yaml");
     let out = tempfile::tempdir().unwrap();
     let results = out.path().join("results.jsonl");
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ticketbench"))
-            .args(["run", suite.to_str().unwrap(), "--quiet", "--out"])
+    let run = |hang: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ticketbench"));
+        cmd.args(["run", suite.to_str().unwrap(), "--quiet", "--out"])
             .arg(out.path())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+            .stderr(std::process::Stdio::null());
+        if let Some(at) = hang {
+            // Test-only hook (src/crash_point.rs): hold the run after its 8th record.
+            cmd.env("TICKETBENCH_TEST_HANG_AFTER", at);
+        }
+        cmd.spawn().unwrap()
     };
-    let mut child = run();
+    let mut child = run(Some("record:8"));
     let lines = || {
         std::fs::read_to_string(&results)
             .map(|t| t.lines().count())
             .unwrap_or(0)
     };
-    while lines() < 8 && child.try_wait().unwrap().is_none() {
+    while lines() < 8 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    child.kill().ok();
+    assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+    child.kill().unwrap(); // SIGKILL, with the 9th job unrecorded
     child.wait().unwrap();
     let before = lines();
-    assert!(run().wait().unwrap().success());
+    assert_eq!(before, 8);
+    assert!(run(None).wait().unwrap().success());
     let text = std::fs::read_to_string(&results).unwrap();
     let mut hashes: Vec<String> = text
         .lines()

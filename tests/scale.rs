@@ -144,65 +144,174 @@ fn results_record_their_provenance() {
     }
 }
 
-/// Small deterministic generator for the kill points (the test must be reproducible).
-fn kill_points(n: usize, max_ms: u64) -> Vec<u64> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            20 + x % max_ms
-        })
-        .collect()
+/// Records of `dir` by settings hash (as [`by_hash`]) and the number of unreadable lines
+/// (fragments of writes a kill interrupted).
+fn by_hash_with_fragments(dir: &Path) -> (BTreeMap<String, Value>, usize) {
+    let text = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
+    let mut out = BTreeMap::new();
+    let mut fragments = 0;
+    for line in text.lines() {
+        let Ok(mut record) = serde_json::from_str::<Value>(line) else {
+            fragments += 1;
+            continue;
+        };
+        let o = record.as_object_mut().unwrap();
+        o.remove("timing");
+        o.remove("provenance");
+        let hash = record["settings_hash"].as_str().unwrap().to_string();
+        assert!(
+            out.insert(hash.clone(), record).is_none(),
+            "job {hash} recorded twice"
+        );
+    }
+    (out, fragments)
+}
+
+fn result_lines(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// `ticketbench ARGS` with one test crash hook set (`TICKETBENCH_TEST_<VAR>=VALUE`).
+fn hooked(var: &str, value: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ticketbench"));
+    cmd.args(args)
+        .env(format!("TICKETBENCH_TEST_{var}"), value)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `cmd` to its end and checks that the test hook aborted it (SIGABRT: no unwinding).
+fn assert_aborted(mut cmd: Command, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(6),
+        "{what}: not aborted ({:?})\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts `cmd` (a run hooked to hang after its n-th record) and waits until `lines` result
+/// lines are on disk; the hook then holds the run, so it is still alive.
+fn held_at_line_count(mut cmd: Command, dir: &Path, lines: usize) -> std::process::Child {
+    let mut child = cmd.spawn().unwrap();
+    while result_lines(dir) < lines {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("the run ended ({status}) before writing line {lines}:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+    child
+}
+
+/// SIGKILLs `child` (no chance to clean up) and checks that it wrote no more than `lines`.
+fn sigkill(mut child: std::process::Child, dir: &Path, lines: usize) {
+    use std::os::unix::process::ExitStatusExt;
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{status}");
+    assert_eq!(result_lines(dir), lines, "a held run went on writing");
+}
+
+fn sigkill_at_line_count(cmd: Command, dir: &Path, lines: usize) {
+    sigkill(held_at_line_count(cmd, dir, lines), dir, lines);
 }
 
 #[test]
-fn runs_killed_at_random_points_resume_to_identical_results_and_report() {
+fn runs_killed_at_reported_events_resume_to_identical_results_and_report() {
     let suite = data("resume.yaml");
     let tmp = tempfile::tempdir().unwrap();
     let reference = tmp.path().join("reference");
-    let start = std::time::Instant::now();
     run_into(&suite, &reference, &[]);
-    // Kill points scale with this machine's speed: 8 kills of at most a sixth of a whole
-    // run each leave work for the final resume.
-    let whole_ms = start.elapsed().as_millis() as u64;
     let expected = by_hash(&reference);
+    let total = expected.len();
 
     let dir = tmp.path().join("killed");
-    let results = dir.join("results.jsonl");
-    let lines = || {
-        std::fs::read_to_string(&results)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    };
-    let mut interrupted = 0;
-    for (k, delay) in kill_points(8, (whole_ms / 6).max(50))
-        .into_iter()
-        .enumerate()
-    {
-        let jobs = if k % 2 == 0 { "1" } else { "2" };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ticketbench"))
-            .args(["run", &suite, "--quiet", "--jobs", jobs, "--out", s(&dir)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        if child.try_wait().unwrap().is_none() {
-            interrupted += 1;
-        }
-        child.kill().ok(); // SIGKILL: no chance to clean up
-        child.wait().unwrap();
-    }
-    assert!(
-        interrupted >= 5,
-        "only {interrupted} of 8 kills hit a running suite ({} lines written, whole run {whole_ms} ms)",
-        lines()
+    let run1 = ["run", &suite, "--quiet", "--jobs", "1", "--out", s(&dir)];
+    let run2 = ["run", &suite, "--quiet", "--jobs", "2", "--out", s(&dir)];
+
+    // 1. Aborted right after the 3rd record: exactly 3 whole lines.
+    assert_aborted(hooked("ABORT_AFTER", "record:3", &run1), "record:3");
+    assert_eq!(result_lines(&dir), 3);
+    // 2. Aborted half-way through writing its 2nd record (2 parallel jobs): a fragment.
+    assert_aborted(
+        hooked("ABORT_AFTER", "record-write:2", &run2),
+        "record-write:2",
     );
+    let text = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
+    assert!(!text.ends_with('\n'), "no partial line was left");
+    let (records, fragments) = by_hash_with_fragments(&dir);
+    assert_eq!((records.len(), fragments), (4, 1));
+    // 3. Real SIGKILLs once the run has written 5 more lines (1 and 2 parallel jobs); the
+    //    resumed run first closes the fragment's line.
+    sigkill_at_line_count(hooked("HANG_AFTER", "record:5", &run2), &dir, 5 + 5);
+    sigkill_at_line_count(hooked("HANG_AFTER", "record:5", &run1), &dir, 10 + 5);
+    // 4. Every job done, aborted while writing the report: no report is left half-written.
+    assert_aborted(hooked("ABORT_AFTER", "report:1", &run1), "report:1");
+    let (records, fragments) = by_hash_with_fragments(&dir);
+    assert_eq!((records.len(), fragments), (total, 1));
+    assert!(!dir.join("report.md").exists(), "a half-written report.md");
+
+    // The last resume runs nothing and writes the report.
     run_into(&suite, &dir, &[]);
-    assert_eq!(by_hash(&dir), expected, "resumed results differ");
-    assert_eq!(report_text(&dir), report_text(&reference));
+    assert_eq!(
+        by_hash_with_fragments(&dir),
+        (expected, 1),
+        "resumed results differ"
+    );
+    // The report is the uninterrupted run's, plus the note on the skipped fragment.
+    let note = "1 unreadable result lines were skipped (truncated by a killed run?).\n\n";
+    let resumed = report_text(&dir);
+    assert!(resumed.contains(note), "{resumed}");
+    assert_eq!(resumed.replacen(note, "", 1), report_text(&reference));
+}
+
+#[test]
+fn a_merge_killed_before_its_rename_leaves_the_old_results_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    run_into(&data("tiny.yaml"), &full, &[]);
+    let shards: Vec<PathBuf> = (1..=2)
+        .map(|i| {
+            let dir = tmp.path().join(format!("shard-{i}"));
+            run_into(&data("tiny.yaml"), &dir, &["--shard", &format!("{i}/2")]);
+            dir
+        })
+        .collect();
+    let out = tmp.path().join("merged");
+    ok(ticketbench(&["merge", s(&shards[0]), "--out", s(&out)]));
+    let before = std::fs::read(out.join("results.jsonl")).unwrap();
+    let args = ["merge", s(&shards[0]), s(&shards[1]), "--out", s(&out)];
+    assert_aborted(hooked("ABORT_AFTER", "merge:1", &args), "merge:1");
+    assert_eq!(before, std::fs::read(out.join("results.jsonl")).unwrap());
+    ok(ticketbench(&args));
+    assert_eq!(by_hash(&out), by_hash(&full));
+}
+
+#[test]
+fn a_malformed_crash_hook_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = hooked(
+        "ABORT_AFTER",
+        "record",
+        &["run", &data("tiny.yaml"), "--quiet", "--out", s(tmp.path())],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("TICKETBENCH_TEST_ABORT_AFTER=\"record\" is not <event>:<n>"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -210,24 +319,12 @@ fn a_second_writer_of_one_results_dir_is_refused_and_nothing_is_corrupted() {
     let suite = data("resume.yaml");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut first = Command::new(env!("CARGO_BIN_EXE_ticketbench"))
-        .args(["run", &suite, "--quiet", "--out", s(dir)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The lock is taken before the first result is written.
-    while !dir.join("results.jsonl").exists() {
-        assert!(
-            first.try_wait().unwrap().is_none(),
-            "the first run ended early"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let second = ticketbench(&["run", &suite, "--quiet", "--out", s(dir)]);
+    // The first run holds after its 2nd record, with the lock taken.
+    let args = ["run", &suite, "--quiet", "--out", s(dir)];
+    let first = held_at_line_count(hooked("HANG_AFTER", "record:2", &args), dir, 2);
+    let second = ticketbench(&args);
     let merge = ticketbench(&["merge", s(dir), "--out", s(dir)]);
-    let finished_first = first.wait_with_output().unwrap();
-    assert!(finished_first.status.success());
+    sigkill(first, dir, 2);
     for (what, out) in [("run", second), ("merge", merge)] {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
@@ -237,6 +334,8 @@ fn a_second_writer_of_one_results_dir_is_refused_and_nothing_is_corrupted() {
             "{what}: {stderr}"
         );
     }
+    // Neither touched the file; the resumed run completes it.
+    run_into(&suite, dir, &[]);
     let reference = tempfile::tempdir().unwrap();
     run_into(&suite, reference.path(), &[]);
     assert_eq!(by_hash(dir), by_hash(reference.path()));

@@ -18,6 +18,7 @@ pub mod sanity;
 pub mod stats;
 pub mod table;
 
+use crate::crash_point::{self, Event};
 use crate::methods::Family;
 use crate::runner::job::{JobRecord, Status};
 use crate::runner::store::{self, BadLine, StoreError};
@@ -511,7 +512,15 @@ pub fn write_report(dirs: &[PathBuf], out: &Path) -> Result<String, StoreError> 
     let io = |path: PathBuf| move |source| StoreError::Io { path, source };
     std::fs::create_dir_all(out).map_err(io(out.to_path_buf()))?;
     let path = out.join(REPORT_FILE);
-    std::fs::write(&path, &text).map_err(io(path.clone()))?;
+    // Through a temporary name and a rename: a run killed while writing its report leaves
+    // the previous report whole, and the next run writes it again.
+    let tmp = out.join(format!(".{REPORT_FILE}.{}", std::process::id()));
+    if let Some(due) = crash_point::due(Event::Report) {
+        std::fs::write(&tmp, &text.as_bytes()[..text.len() / 2]).map_err(io(tmp.clone()))?;
+        due.stop();
+    }
+    std::fs::write(&tmp, &text).map_err(io(tmp.clone()))?;
+    std::fs::rename(&tmp, &path).map_err(io(path.clone()))?;
     let verdicts = table::verdict_tables(&sanity::verdicts(&set));
     if !verdicts.is_empty() {
         let path = out.join(SANITY_TEX_FILE);

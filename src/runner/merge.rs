@@ -11,6 +11,7 @@
 
 use super::job::JobRecord;
 use super::store::{self, BadLine, DirLock, RESULTS_FILE, StoreError, io};
+use crate::crash_point::{self, Event};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -182,6 +183,7 @@ fn write_atomically<'a>(
     file.write_all(&text).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     drop(file);
+    crash_point::reached(Event::Merge);
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     // The rename is durable once the directory entry is.
     std::fs::File::open(dir)

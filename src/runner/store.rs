@@ -7,6 +7,7 @@
 //! dies, so a killed run never leaves a stale lock).
 
 use super::job::JobRecord;
+use crate::crash_point::{self, Event};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -201,8 +202,16 @@ impl ResultsWriter {
     pub fn append(&mut self, record: &JobRecord) -> Result<(), StoreError> {
         let mut line = serde_json::to_vec(record).expect("records serialize");
         line.push(b'\n');
+        if let Some(due) = crash_point::due(Event::RecordWrite) {
+            let half = &line[..line.len() / 2];
+            self.file.write_all(half).map_err(io(&self.path))?;
+            self.file.sync_data().map_err(io(&self.path))?;
+            due.stop();
+        }
         self.file.write_all(&line).map_err(io(&self.path))?;
-        self.file.sync_data().map_err(io(&self.path))
+        self.file.sync_data().map_err(io(&self.path))?;
+        crash_point::reached(Event::Record);
+        Ok(())
     }
 }
 
