@@ -23,72 +23,16 @@
 //! | `output_scale` | F64 | `[n_out]` | λ_out: masked host output = λ_out ⊙ target output |
 
 use crate::methods::PruneOutcome;
-use safetensors::tensor::{Dtype, TensorView};
-use std::collections::HashMap;
+use crate::tensor_file::{Owned, f64_bytes, push_network, u8_mask, write_file};
+use safetensors::tensor::Dtype;
 use std::path::Path;
-use thiserror::Error;
 use ticketbench_core::Network;
 use ticketbench_planted::PlantedTicket;
 
 pub const TICKET_FILE: &str = "ticket.safetensors";
 pub const PLANTED_FILE: &str = "planted.safetensors";
 
-#[derive(Debug, Error)]
-pub enum ExportError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("safetensors: {0}")]
-    Safetensors(#[from] safetensors::SafeTensorError),
-}
-
-struct Owned {
-    name: String,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn f64_bytes(v: &[f64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn u8_mask(name: String, shape: Vec<usize>, keep: &[bool]) -> Owned {
-    Owned {
-        name,
-        dtype: Dtype::U8,
-        shape,
-        bytes: keep.iter().map(|&k| k as u8).collect(),
-    }
-}
-
-/// Writes `tensors` to `dir/file`, with `summary` as the one metadata key `ticketbench`
-/// (one key: safetensors writes metadata from a HashMap, whose order would vary per run).
-fn write_file(
-    dir: &Path,
-    file: &str,
-    tensors: &[Owned],
-    summary: &serde_json::Value,
-) -> Result<std::path::PathBuf, ExportError> {
-    let metadata = HashMap::from([("ticketbench".to_string(), summary.to_string())]);
-    std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let views = tensors
-        .iter()
-        .map(|t| TensorView::new(t.dtype, t.shape.clone(), &t.bytes).map(|v| (t.name.clone(), v)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let path = dir.join(file);
-    safetensors::tensor::serialize_to_file(views, Some(metadata), &path)?;
-    Ok(path)
-}
+pub use crate::tensor_file::TensorFileError as ExportError;
 
 /// Writes `dir/planted.safetensors`: host, planted masks, target and output scale.
 pub fn export_planted(
@@ -131,25 +75,6 @@ pub fn export_planted(
         bytes: f64_bytes(&planted.output_scale),
     });
     write_file(dir, PLANTED_FILE, &tensors, summary)
-}
-
-fn push_network(out: &mut Vec<Owned>, prefix: &str, net: &Network) {
-    for (l, layer) in net.layers.iter().enumerate() {
-        out.push(Owned {
-            name: format!("{prefix}.{l}.weight"),
-            dtype: Dtype::F32,
-            shape: layer.shape.dims.clone(),
-            bytes: f32_bytes(&layer.weight),
-        });
-        if let Some(b) = &layer.bias {
-            out.push(Owned {
-                name: format!("{prefix}.{l}.bias"),
-                dtype: Dtype::F32,
-                shape: vec![b.len()],
-                bytes: f32_bytes(b),
-            });
-        }
-    }
 }
 
 /// Writes `dir/ticket.safetensors` for θ_0 and a method's outcome.

@@ -26,6 +26,7 @@ mod native;
 pub mod report;
 pub mod runner;
 pub mod score_train;
+pub(crate) mod tensor_file;
 pub mod train;
 
 /// The crate version, recorded in every result and hashed into every settings hash.
