@@ -506,8 +506,10 @@ fn a_killed_zoo_run_resumes_without_duplicates() {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         if let Some(at) = hang {
-            // Test-only hook (src/crash_point.rs): hold the run after its 8th record.
-            cmd.env("TICKETBENCH_TEST_HANG_AFTER", at);
+            // Test-only hook (src/crash_point.rs): hold the run after its 8th record; its
+            // stderr says when.
+            cmd.env("TICKETBENCH_TEST_HANG_AFTER", at)
+                .stderr(std::process::Stdio::piped());
         }
         cmd.spawn().unwrap()
     };
@@ -517,10 +519,7 @@ fn a_killed_zoo_run_resumes_without_duplicates() {
             .map(|t| t.lines().count())
             .unwrap_or(0)
     };
-    while lines() < 8 {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    common::wait_for_hang(&mut child);
     assert!(child.try_wait().unwrap().is_none(), "the run ended early");
     child.kill().unwrap(); // SIGKILL, with the 9th job unrecorded
     child.wait().unwrap();

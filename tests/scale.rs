@@ -10,7 +10,6 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 fn data(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,18 +23,12 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Records of `dir` by settings hash, without timing and provenance; panics on a duplicate.
+/// Records of `dir` by settings hash, without timing and provenance; panics on a duplicate
+/// or an unreadable line.
 fn by_hash(dir: &Path) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for record in common::records(dir) {
-        let hash = record["settings_hash"].as_str().unwrap().to_string();
-        assert!(
-            out.insert(hash.clone(), record).is_none(),
-            "job {hash} recorded twice in {}",
-            dir.display()
-        );
-    }
-    out
+    let (records, fragments) = by_hash_with_fragments(dir);
+    assert_eq!(fragments, 0, "unreadable lines in {}", dir.display());
+    records
 }
 
 /// `report.md` of `dir`, with the directory's name (which the report cites) masked.
@@ -161,7 +154,8 @@ fn by_hash_with_fragments(dir: &Path) -> (BTreeMap<String, Value>, usize) {
         let hash = record["settings_hash"].as_str().unwrap().to_string();
         assert!(
             out.insert(hash.clone(), record).is_none(),
-            "job {hash} recorded twice"
+            "job {hash} recorded twice in {}",
+            dir.display()
         );
     }
     (out, fragments)
@@ -196,19 +190,12 @@ fn assert_aborted(mut cmd: Command, what: &str) {
     );
 }
 
-/// Starts `cmd` (a run hooked to hang after its n-th record) and waits until `lines` result
-/// lines are on disk; the hook then holds the run, so it is still alive.
+/// Starts `cmd` (a run hooked to hang after its n-th record), waits until the hook holds it
+/// and checks that `lines` result lines are on disk.
 fn held_at_line_count(mut cmd: Command, dir: &Path, lines: usize) -> std::process::Child {
     let mut child = cmd.spawn().unwrap();
-    while result_lines(dir) < lines {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-            panic!("the run ended ({status}) before writing line {lines}:\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+    common::wait_for_hang(&mut child);
+    assert_eq!(result_lines(dir), lines, "held at the wrong record");
     child
 }
 

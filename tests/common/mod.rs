@@ -3,14 +3,35 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 pub fn ticketbench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ticketbench"))
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Waits, by reading its piped stderr, until `child` reports that the test-only hook
+/// `TICKETBENCH_TEST_HANG_AFTER` holds it (src/crash_point.rs); panics with that stderr when the
+/// process ends first. No timing: the wait ends at an event the program prints.
+pub fn wait_for_hang(child: &mut Child) {
+    let mut seen = String::new();
+    let stderr = child.stderr.as_mut().expect("stderr piped");
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if line.starts_with("ticketbench: test hang at ") {
+            return;
+        }
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    panic!(
+        "the run ended ({:?}) before the hook held it:\n{seen}",
+        child.wait().unwrap()
+    );
 }
 
 /// The stdout of a successful run; panics with stderr otherwise.
