@@ -38,6 +38,7 @@ impl Fixture {
             cache: &mut cache,
             progress: &mut |_| {},
             planted: self.planted.as_ref(),
+            job: Default::default(),
         };
         method
             .prune(&mut ctx, Density::new(density).unwrap())

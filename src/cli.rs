@@ -810,8 +810,15 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
         cache: &mut MethodCache::new(),
         progress: &mut |msg| eprintln!("{msg}"),
         planted: None,
+        job: Default::default(),
     };
     let outcome = pruner.prune(&mut ctx, a.density).context("pruning")?;
+    // The scoring batch of SNIP and GraSP at this seed (their stream, the method's
+    // `per_class` or their default 10), exported so others can score on the same data.
+    let per_class = pruner.params()["per_class"]
+        .as_u64()
+        .map_or(10, |n| n as usize);
+    let scoring = device_data.scoring_batch(per_class, &streams, "scoring/batch");
     let expected = target_count(a.density, net.num_prunable()).bad_input()?;
     if outcome.mask.kept() != expected {
         return Err(anyhow!(
@@ -837,10 +844,11 @@ fn prune(a: PruneArgs) -> Result<(), CliError> {
             Keep::Lowest => "lowest",
         }),
         "method_log": outcome.log,
+        "scoring_per_class": per_class,
         "version": crate::VERSION,
         "layout": "weights [out, in] row-major (PyTorch nn.Linear); see docs/export.md",
     });
-    let path = crate::export::export_ticket(&a.export, &net, &outcome, &summary)
+    let path = crate::export::export_ticket(&a.export, &net, &outcome, &scoring, &summary)
         .context("exporting the ticket")?;
     let json_path = write_json(&a.export, "ticket.json", &summary)?;
     println!("{}", serde_json::to_string_pretty(&summary).expect("json"));

@@ -8,6 +8,7 @@
 //! | `layers.<l>.mask` | U8 | `[out, in]` | 1 = kept, 0 = pruned |
 //! | `layers.<l>.scores` | F64 | `[out, in]` | the method's final scores, where it has them |
 //! | `start.<l>.weight`, `start.<l>.bias` | F32 | as above | the weights the ticket trains from, when they are not θ_0 |
+//! | `scoring.x`, `scoring.y` | F32, I64 (F32 for regression) | `[n, in]`, `[n]` (`[n, out]`) | the class-balanced scoring batch SNIP and GraSP use at this seed |
 //!
 //! The file's metadata key `ticketbench` holds the settings as one JSON string (`method`,
 //! `density`, `seed`, …), so the same ticket always gives the same bytes.
@@ -23,11 +24,11 @@
 //! | `output_scale` | F64 | `[n_out]` | λ_out: masked host output = λ_out ⊙ target output |
 
 use crate::methods::PruneOutcome;
-use crate::tensor_file::{Owned, f64_bytes, push_network, u8_mask, write_file};
+use crate::tensor_file::{Owned, f64_bytes, push_dataset, push_network, u8_mask, write_file};
 use safetensors::tensor::Dtype;
 use std::path::Path;
 use ticketbench_core::Network;
-use ticketbench_planted::PlantedTicket;
+use ticketbench_planted::{Dataset, PlantedTicket};
 
 pub const TICKET_FILE: &str = "ticket.safetensors";
 pub const PLANTED_FILE: &str = "planted.safetensors";
@@ -77,11 +78,12 @@ pub fn export_planted(
     write_file(dir, PLANTED_FILE, &tensors, summary)
 }
 
-/// Writes `dir/ticket.safetensors` for θ_0 and a method's outcome.
+/// Writes `dir/ticket.safetensors` for θ_0, a method's outcome and the scoring batch.
 pub fn export_ticket(
     dir: &Path,
     net: &Network,
     outcome: &PruneOutcome,
+    scoring: &Dataset,
     summary: &serde_json::Value,
 ) -> Result<std::path::PathBuf, ExportError> {
     let mut tensors = Vec::new();
@@ -106,5 +108,6 @@ pub fn export_ticket(
     if let Some(start) = &outcome.start {
         push_network(&mut tensors, "start", start);
     }
+    push_dataset(&mut tensors, "scoring", scoring);
     write_file(dir, TICKET_FILE, &tensors, summary)
 }

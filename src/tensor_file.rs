@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use thiserror::Error;
 use ticketbench_core::Network;
+use ticketbench_planted::{Dataset, Targets};
 
 #[derive(Debug, Error)]
 pub enum TensorFileError {
@@ -43,26 +44,61 @@ pub(crate) fn u8_mask(name: String, shape: Vec<usize>, keep: &[bool]) -> Owned {
     }
 }
 
-/// Writes `tensors` to `dir/file`, with `summary` as the one metadata key `ticketbench`
-/// (one key: safetensors writes metadata from a HashMap, whose order would vary per run).
+/// The bytes of a safetensors file of `tensors`, with `summary` as the one metadata key
+/// `ticketbench` (one key: safetensors writes metadata from a HashMap, whose order would vary
+/// per run, so the same tensors always give the same bytes).
+pub(crate) fn to_bytes(
+    tensors: &[Owned],
+    summary: &serde_json::Value,
+) -> Result<Vec<u8>, TensorFileError> {
+    let metadata = HashMap::from([("ticketbench".to_string(), summary.to_string())]);
+    let views = tensors
+        .iter()
+        .map(|t| TensorView::new(t.dtype, t.shape.clone(), &t.bytes).map(|v| (t.name.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(safetensors::tensor::serialize(views, Some(metadata))?)
+}
+
+/// Writes `tensors` to `dir/file` (see [`to_bytes`]).
 pub(crate) fn write_file(
     dir: &Path,
     file: &str,
     tensors: &[Owned],
     summary: &serde_json::Value,
 ) -> Result<std::path::PathBuf, TensorFileError> {
-    let metadata = HashMap::from([("ticketbench".to_string(), summary.to_string())]);
-    std::fs::create_dir_all(dir).map_err(|source| TensorFileError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let views = tensors
-        .iter()
-        .map(|t| TensorView::new(t.dtype, t.shape.clone(), &t.bytes).map(|v| (t.name.clone(), v)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TensorFileError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(file);
-    safetensors::tensor::serialize_to_file(views, Some(metadata), &path)?;
+    std::fs::write(&path, to_bytes(tensors, summary)?).map_err(io(&path))?;
     Ok(path)
+}
+
+/// `<prefix>.x` (F32 `[n, inputs]`) and `<prefix>.y`: class labels as I64 `[n]` (what
+/// PyTorch's cross-entropy takes), regression targets as F32 `[n, outputs]`.
+pub(crate) fn push_dataset(out: &mut Vec<Owned>, prefix: &str, data: &Dataset) {
+    out.push(Owned {
+        name: format!("{prefix}.x"),
+        dtype: Dtype::F32,
+        shape: vec![data.len(), data.input_dim],
+        bytes: f32_bytes(&data.inputs),
+    });
+    out.push(match &data.targets {
+        Targets::Classes(y) => Owned {
+            name: format!("{prefix}.y"),
+            dtype: Dtype::I64,
+            shape: vec![y.len()],
+            bytes: y.iter().flat_map(|&c| (c as i64).to_le_bytes()).collect(),
+        },
+        Targets::Values { values, dim } => Owned {
+            name: format!("{prefix}.y"),
+            dtype: Dtype::F32,
+            shape: vec![values.len() / (*dim).max(1), *dim],
+            bytes: f32_bytes(values),
+        },
+    });
 }
 
 pub(crate) fn push_network(out: &mut Vec<Owned>, prefix: &str, net: &Network) {

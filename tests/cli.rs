@@ -195,6 +195,7 @@ fn list_json_names_every_method_with_a_citation() {
         "granet",
         "dense",
         "planted",
+        "external",
     ];
     let mut sorted = names.clone();
     sorted.sort();

@@ -251,7 +251,8 @@ fn every_method_runs_on_a_conv_net_from_a_suite() {
     for info in ticketbench::methods::METHODS {
         assert_eq!(
             records.iter().any(|r| r["method"] == info.name),
-            info.name != "planted",
+            // No planted ticket on a conv net; external methods need a plugin entry.
+            !matches!(info.name, "planted" | "external"),
             "{}",
             info.name
         );

@@ -88,6 +88,14 @@ fn method(name: &str, params: serde_json::Value) -> Box<dyn Pruner> {
 
 /// Parameters that fit a method's schedule into the fixture's one short epoch (defaults
 /// otherwise): GraNet's ΔT = 1000 steps would never reach the target density.
+/// The registry's methods that run inside this process. `external` runs a plugin process and
+/// needs a suite entry (label, command, data); tests/external.rs covers it with real plugins.
+fn in_process_methods() -> impl Iterator<Item = &'static methods::MethodInfo> {
+    methods::METHODS
+        .iter()
+        .filter(|info| info.name != "external")
+}
+
 fn small_run_params(name: &str) -> serde_json::Value {
     match name {
         "granet" | "rigl" => serde_json::json!({"update_every": 2}),
@@ -101,7 +109,7 @@ fn every_method_keeps_exactly_the_requested_density() {
     let f = Fixture::planted_circle(0);
     let total = f.net.num_prunable();
     let planted_density = f.planted.as_ref().unwrap().density();
-    for info in methods::METHODS {
+    for info in in_process_methods() {
         let pruner = (info.build)(small_run_params(info.name).as_object().unwrap()).unwrap();
         let densities: Vec<f64> = match pruner.schedule() {
             Schedule::Grid => vec![0.5, 0.1, 0.013],
@@ -451,7 +459,7 @@ fn every_method_runs_from_a_suite_beside_its_matched_random_ticket() {
             .iter()
             .all(|r| (r["task"] == "circle") == (r["model"] == "host"))
     );
-    for info in methods::METHODS {
+    for info in in_process_methods() {
         assert!(
             records.iter().any(|r| r["method"] == info.name),
             "{} missing",
@@ -540,7 +548,7 @@ fn a_killed_zoo_run_resumes_without_duplicates() {
 #[test]
 fn methods_that_claim_scores_return_them() {
     let f = Fixture::planted_circle(1);
-    for info in methods::METHODS {
+    for info in in_process_methods() {
         let pruner = (info.build)(small_run_params(info.name).as_object().unwrap()).unwrap();
         if pruner.schedule() != Schedule::Grid {
             continue;
@@ -571,9 +579,9 @@ fn data_free_methods_ignore_corrupted_scoring_data() {
         train,
         ..f.task.clone()
     });
-    for info in methods::METHODS {
+    for info in in_process_methods() {
         let pruner = (info.build)(small_run_params(info.name).as_object().unwrap()).unwrap();
-        if info.data != methods::DataNeeds::None || pruner.schedule() != Schedule::Grid {
+        if pruner.data_needs() != methods::DataNeeds::None || pruner.schedule() != Schedule::Grid {
             continue;
         }
         let clean = f.prune(pruner.as_ref(), 0.2).mask;

@@ -920,6 +920,7 @@ mod tests {
             cache: &mut crate::methods::MethodCache::new(),
             progress: &mut |_| {},
             planted: None,
+            job: Default::default(),
         };
         let density = Density::new(planted.density()).unwrap();
         let out = pruner.prune(&mut ctx, density).unwrap();
@@ -981,6 +982,7 @@ mod tests {
                 cache: &mut crate::methods::MethodCache::new(),
                 progress: &mut |_| {},
                 planted: None,
+                job: Default::default(),
             };
             let d = Density::new(d).unwrap();
             let out = pruner.prune(&mut ctx, d).unwrap();
@@ -1030,6 +1032,7 @@ mod tests {
                     cache: &mut crate::methods::MethodCache::new(),
                     progress: &mut |_| {},
                     planted: None,
+                    job: Default::default(),
                 };
                 let t = std::time::Instant::now();
                 let out = pruner.prune(&mut ctx, Density::new(d).unwrap()).unwrap();

@@ -412,6 +412,7 @@ mod tests {
                 cache: &mut super::super::MethodCache::new(),
                 progress: &mut progress,
                 planted: None,
+                job: Default::default(),
             };
             for d in [0.5, 0.1] {
                 let density = Density::new(d).unwrap();
@@ -462,6 +463,7 @@ mod tests {
                 cache: &mut super::super::MethodCache::new(),
                 progress: &mut |_| {},
                 planted: None,
+                job: Default::default(),
             };
             let density = Density::new(0.3).unwrap();
             let out = pruner.prune(&mut ctx, density).unwrap();

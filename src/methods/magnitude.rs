@@ -81,6 +81,14 @@ impl Pruner for Magnitude {
     fn returns_scores(&self) -> bool {
         true
     }
+    /// `when: init` reads no data: the data checks, which would give the same mask by
+    /// construction, do not apply to it.
+    fn data_needs(&self) -> DataNeeds {
+        match self.params.when {
+            When::Trained => DataNeeds::FullTraining,
+            When::Init => DataNeeds::None,
+        }
+    }
     fn prune(
         &self,
         ctx: &mut PruneContext<'_>,

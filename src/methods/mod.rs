@@ -10,6 +10,7 @@ mod dense;
 mod dynamic;
 mod early_bird;
 mod edge_popup;
+mod external;
 mod ga;
 mod gem_miner;
 mod granet;
@@ -33,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use thiserror::Error;
 use ticketbench_baselines::RatioError;
 use ticketbench_core::select::{Keep, top_k_global};
@@ -41,6 +43,8 @@ use ticketbench_planted::PlantedTicket;
 
 /// Method parameters as written in a suite file (`{name: synflow, rounds: 50}`).
 pub type Params = serde_json::Map<String, serde_json::Value>;
+
+pub use external::{ExternalError, SUITE_DIR_KEY as EXTERNAL_SUITE_DIR_KEY};
 
 /// Every method ticketbench ships, by suite-file name.
 pub const METHODS: &[MethodInfo] = &[
@@ -62,6 +66,7 @@ pub const METHODS: &[MethodInfo] = &[
     set::INFO,
     rigl::INFO,
     granet::INFO,
+    external::INFO,
 ];
 
 /// When a method looks at the network (the `family` column of `ticketbench list`).
@@ -119,6 +124,8 @@ pub enum MethodError {
     Core(#[from] CoreError),
     #[error(transparent)]
     Ratio(#[from] RatioError),
+    #[error(transparent)]
+    External(#[from] Box<external::ExternalError>),
 }
 
 /// What a method returns: the mask and the weights the ticket starts training from.
@@ -214,6 +221,42 @@ pub struct PruneContext<'a> {
     pub progress: &'a mut dyn FnMut(String),
     /// The ticket planted in `net`, when the model is a planted host.
     pub planted: Option<&'a PlantedTicket>,
+    /// The job being pruned for (an external method's request names it).
+    pub job: JobIdentity,
+}
+
+/// The job a method prunes for, as far as a method may know it: built-in methods ignore it,
+/// an external method writes it into its request (docs/external-methods.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct JobIdentity {
+    /// The task's registry name and its label in the suite.
+    pub task: String,
+    pub task_label: String,
+    pub model: String,
+    pub seed: u64,
+    /// The sanity check the job runs (`None`: the method's own ticket).
+    pub check: Option<&'static str>,
+    /// Names the job's request directory (unique within a results directory).
+    pub settings_hash: String,
+    /// Where a method may keep per-job files: `<results>/.external` for suite runs.
+    #[serde(skip)]
+    pub scratch: PathBuf,
+}
+
+impl Default for JobIdentity {
+    /// A job outside any suite run (unit tests, benches): files go under the system's
+    /// temporary directory.
+    fn default() -> Self {
+        JobIdentity {
+            task: String::new(),
+            task_label: String::new(),
+            model: String::new(),
+            seed: 0,
+            check: None,
+            settings_hash: format!("standalone-{}", std::process::id()),
+            scratch: std::env::temp_dir().join("ticketbench-external"),
+        }
+    }
 }
 
 impl PruneContext<'_> {
@@ -272,6 +315,18 @@ pub trait Pruner: Send + Sync {
     /// (the default), `None` when the method does not prune.
     fn ratio_rule(&self) -> Option<String> {
         Some("global".into())
+    }
+
+    /// What data the method reads (`ticketbench list`'s `data` column; per entry for
+    /// external methods). Data checks apply only to methods that read data.
+    fn data_needs(&self) -> DataNeeds {
+        self.info().data
+    }
+
+    /// The entry's label when the method names itself (`label:` of an external method);
+    /// `None`: the registry name plus the parameters that differ from the defaults.
+    fn label(&self) -> Option<String> {
+        None
     }
 
     /// Whether the outcome carries scores that rank every weight (so the `invert` sanity

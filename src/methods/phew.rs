@@ -847,6 +847,7 @@ mod tests {
                 cache: &mut crate::methods::MethodCache::new(),
                 progress: &mut |_| {},
                 planted: None,
+                job: Default::default(),
             };
             let out = pruner.prune(&mut ctx, Density::new(0.1).unwrap()).unwrap();
             assert_eq!(out.log.events["phew_filled"], 0.0);

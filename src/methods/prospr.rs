@@ -555,6 +555,7 @@ mod tests {
                 cache: &mut super::super::MethodCache::new(),
                 progress: &mut progress,
                 planted: None,
+                job: Default::default(),
             };
             let out = pruner.prune(&mut ctx, Density::new(0.3).unwrap()).unwrap();
             assert_eq!(out.mask.kept(), 14); // round_half_up(0.3 · 47)

@@ -36,6 +36,16 @@ impl Pruner for ChannelStructured {
         self.inner.ratio_rule()
     }
 
+    fn data_needs(&self) -> super::DataNeeds {
+        self.inner.data_needs()
+    }
+
+    fn label(&self) -> Option<String> {
+        self.inner
+            .label()
+            .map(|l| format!("{l}[structure=channel]"))
+    }
+
     /// The scores no longer rank the kept weights, so the `invert` check does not apply.
     fn returns_scores(&self) -> bool {
         false

@@ -5,7 +5,8 @@ use super::suite::{ConvEntry, DensitySpec, ModelSpec, Suite, SuiteMethod, SuiteT
 use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, Engine, EngineError};
 use crate::methods::{
-    DataNeeds, MethodCache, MethodError, MethodLog, PruneContext, PruneOutcome, Pruner, Schedule,
+    DataNeeds, JobIdentity, MethodCache, MethodError, MethodLog, PruneContext, PruneOutcome,
+    Pruner, Schedule,
 };
 use crate::train::{Divergence, Evaluation, TrainRecipe};
 use serde::{Deserialize, Serialize};
@@ -225,7 +226,7 @@ pub fn check_applies(check: SanityCheck, pruner: &dyn Pruner) -> bool {
         return false;
     }
     match check.acts_on() {
-        CheckStage::ScoringData => pruner.info().data != DataNeeds::None,
+        CheckStage::ScoringData => pruner.data_needs() != DataNeeds::None,
         CheckStage::Ticket => check != SanityCheck::Invert || pruner.returns_scores(),
     }
 }
@@ -498,16 +499,29 @@ pub struct JobOutput {
     pub mask: Mask,
 }
 
+/// Where a job runs: recorded in its provenance (`threads`, `shard`), or where methods keep
+/// per-job files (`scratch`: external methods' request directories).
+#[derive(Debug, Clone, Copy)]
+pub struct JobSite<'a> {
+    pub threads: usize,
+    pub shard: Option<super::Shard>,
+    pub scratch: &'a std::path::Path,
+}
+
 /// Runs one job: prune, evaluate the untrained ticket, train, evaluate, record.
 pub fn run_job(
     suite: &Suite,
     job: &Job,
     engine: &Engine,
     group: &mut GroupState,
-    threads: usize,
-    shard: Option<super::Shard>,
+    site: JobSite<'_>,
     progress: &mut dyn FnMut(String),
 ) -> Result<JobOutput, JobError> {
+    let JobSite {
+        threads,
+        shard,
+        scratch,
+    } = site;
     let started_unix = now_unix();
     let t0 = Instant::now();
     let task = &suite.tasks[job.task];
@@ -555,6 +569,15 @@ pub fn run_job(
         cache,
         progress: &mut *progress,
         planted: group.planted.as_ref(),
+        job: JobIdentity {
+            task: task.task.name().to_string(),
+            task_label: task.label.clone(),
+            model: model.label(),
+            seed: job.seed,
+            check: job.check.map(|c| c.name()),
+            settings_hash: job.settings_hash.clone(),
+            scratch: scratch.to_path_buf(),
+        },
     };
     let outcome = method.pruner.prune(&mut ctx, job.density)?;
     let outcome = apply_check(

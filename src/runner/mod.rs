@@ -17,7 +17,7 @@ pub mod suite;
 
 use crate::engine::Engine;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use job::{GroupState, Job, JobError, JobOutput, JobRecord, Status};
+use job::{GroupState, Job, JobError, JobOutput, JobRecord, JobSite, Status};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 use store::{DirLock, ResultsWriter, StoreError};
 use suite::Suite;
 use thiserror::Error;
+
+/// The folder of a results directory that holds external methods' request directories.
+pub const EXTERNAL_SCRATCH: &str = ".external";
 
 /// How to run a suite.
 #[derive(Debug, Clone)]
@@ -174,6 +177,8 @@ pub fn run_suite(
         return Ok(summary);
     }
     let writer = Mutex::new(ResultsWriter::open(&opts.out)?);
+    // External methods' request directories; a failed request stays there for debugging.
+    let scratch = opts.out.join(EXTERNAL_SCRATCH);
 
     let bar = ProgressBar::with_draw_target(Some(todo.len() as u64), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -235,7 +240,11 @@ pub fn run_suite(
                         job,
                         engine,
                         &mut group,
-                        (opts.threads, opts.shard),
+                        JobSite {
+                            threads: opts.threads,
+                            shard: opts.shard,
+                            scratch: &scratch,
+                        },
                         &|phase| {
                             if opts.jobs == 1 {
                                 bar.set_message(format!("{name} · {phase}"))
@@ -294,7 +303,7 @@ pub fn run_suite(
     Ok(summary)
 }
 
-/// Runs `job` with `(threads, shard)` recorded in its provenance, reusing `group` when it
+/// Runs `job` at `site` (its threads and shard recorded in its provenance), reusing `group` when it
 /// holds the job's (task, model, seed) data; a panic inside the job becomes
 /// [`JobError::Panic`] and drops the group (its state is suspect).
 pub(crate) fn run_in_group(
@@ -302,7 +311,7 @@ pub(crate) fn run_in_group(
     job: &Job,
     engine: &Engine,
     group: &mut Option<GroupState>,
-    (threads, shard): (usize, Option<Shard>),
+    site: JobSite<'_>,
     progress: &dyn Fn(String),
 ) -> Result<JobOutput, JobError> {
     catch_unwind(AssertUnwindSafe(|| -> Result<JobOutput, JobError> {
@@ -311,9 +320,7 @@ pub(crate) fn run_in_group(
             *group = Some(GroupState::new(suite, job, engine)?);
         }
         let g = group.as_mut().expect("set above");
-        job::run_job(suite, job, engine, g, threads, shard, &mut |phase| {
-            progress(phase)
-        })
+        job::run_job(suite, job, engine, g, site, &mut |phase| progress(phase))
     }))
     .unwrap_or_else(|panic| {
         *group = None;

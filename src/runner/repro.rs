@@ -14,7 +14,7 @@
 //!   by their difference; both are reported against the tolerances, which state what
 //!   ticketbench promises, not a property of every job (see docs/reproducibility.md).
 
-use super::job::{self, GroupState, Job, JobError, JobOutput};
+use super::job::{self, GroupState, Job, JobError, JobOutput, JobSite};
 use super::suite::Suite;
 use super::{RunError, run_in_group};
 use crate::device::DeviceSpec;
@@ -160,7 +160,7 @@ fn compare(
 ) -> ReproRow {
     let task = &suite.tasks[job.task];
     let method = &suite.methods[job.method];
-    let data_free = method.pruner.info().data == DataNeeds::None;
+    let data_free = method.pruner.data_needs() == DataNeeds::None;
     let classification = matches!(task.task.output(), OutputKind::Classes(_));
     let mut row = ReproRow {
         task: task.label.clone(),
@@ -233,13 +233,20 @@ pub fn repro(
             message: e.to_string(),
         })?;
     let mut groups: [Option<GroupState>; 2] = [None, None];
+    // External methods' request directories (removed as each request succeeds).
+    let scratch = std::env::temp_dir().join(format!("ticketbench-repro-{}", std::process::id()));
+    let site = JobSite {
+        threads,
+        shard: None,
+        scratch: &scratch,
+    };
     let mut rows = Vec::with_capacity(jobs.len());
     for (i, (a, b)) in jobs.iter().zip(&twins).enumerate() {
         let [ga, gb] = &mut groups;
         let (ra, rb) = pool.install(|| {
             (
-                run_in_group(suite, a, engines[0], ga, (threads, None), &|_| {}),
-                run_in_group(suite, b, engines[1], gb, (threads, None), &|_| {}),
+                run_in_group(suite, a, engines[0], ga, site, &|_| {}),
+                run_in_group(suite, b, engines[1], gb, site, &|_| {}),
             )
         });
         let row = compare(suite, a, ra, rb);

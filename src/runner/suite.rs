@@ -509,13 +509,14 @@ fn label(name: &str, params: &serde_json::Value, defaults: &serde_json::Value) -
 
 /// Builds the named entries of one list (`tasks`, `methods`) with their registry's `build`,
 /// labels each against its defaults and rejects an empty list or a duplicate label.
-/// `describe` gives an entry's registry name and full parameters.
+/// `describe` gives an entry's registry name, full parameters and its own label if it names
+/// itself (`label:` of an external method).
 fn build_entries<T>(
     list: &Spanned<Vec<Spanned<NamedSpec>>>,
     kind: &str,
     valid: &[&str],
     build: impl Fn(&str, &Params) -> Result<T, String>,
-    describe: impl Fn(&T) -> (&'static str, serde_json::Value),
+    describe: impl Fn(&T) -> (&'static str, serde_json::Value, Option<String>),
     at: &impl Fn(&Location, String) -> SuiteError,
 ) -> Result<Vec<(String, T)>, SuiteError> {
     if list.value.is_empty() {
@@ -531,7 +532,7 @@ fn build_entries<T>(
     for spec in &list.value {
         let entry =
             build(&spec.value.name, &spec.value.params).map_err(|e| at(&spec.referenced, e))?;
-        let (name, params) = describe(&entry);
+        let (name, params, own_label) = describe(&entry);
         // Entries with required parameters (file paths) have no defaults: the parameters
         // the entry writes count as changed, the others as defaults.
         let defaults = build(&spec.value.name, &Params::new()).map_or_else(
@@ -544,7 +545,7 @@ fn build_entries<T>(
             },
             |d| describe(&d).1,
         );
-        let label = label(name, &params, &defaults);
+        let label = own_label.unwrap_or_else(|| label(name, &params, &defaults));
         if built.iter().any(|(l, _)| *l == label) {
             return Err(at(
                 &spec.referenced,
@@ -569,6 +570,29 @@ fn resolve_paths(task: &str, params: &mut Params, base: &Path) {
             *p = base.join(p.as_str()).to_string_lossy().into_owned();
         }
     }
+}
+
+/// Tells an external method entry where the suite file is: its command runs there and its
+/// `hash_files` are read there (the directory itself is not hashed).
+fn set_suite_dir(spec: &mut NamedSpec, base: &Path) -> Result<(), String> {
+    if spec.name != "external" {
+        return Ok(());
+    }
+    let key = methods::EXTERNAL_SUITE_DIR_KEY;
+    if spec.params.contains_key(key) {
+        return Err(format!(
+            "`{key}` is set by ticketbench (the suite file's directory); remove it"
+        ));
+    }
+    let dir = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
+    let dir = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    spec.params
+        .insert(key.into(), dir.to_string_lossy().into_owned().into());
+    Ok(())
 }
 
 /// A task's parameters as its label shows them: without file paths and their digests, which
@@ -640,7 +664,8 @@ impl Suite {
 
     /// Parses suite YAML; `path` names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
-        let file: SuiteFile = serde_saphyr::from_str(text).map_err(|e| syntax_error(&e, path))?;
+        let mut file: SuiteFile =
+            serde_saphyr::from_str(text).map_err(|e| syntax_error(&e, path))?;
         let at = |loc: &Location, message: String| SuiteError::Invalid {
             path: path.to_path_buf(),
             line: loc.line(),
@@ -683,12 +708,15 @@ impl Suite {
             };
             task_recipes.push(recipe);
         }
+        for spec in &mut file.methods.value {
+            set_suite_dir(&mut spec.value, base).map_err(|e| at(&spec.referenced, e))?;
+        }
         let tasks = build_entries(
             &task_specs,
             "task",
             &task_registry::task_names(),
             |name, params| task_registry::build(name, params).map_err(|e| e.to_string()),
-            |task| (task.name(), label_params(task.as_ref())),
+            |task| (task.name(), label_params(task.as_ref()), None),
             &at,
         )?
         .into_iter()
@@ -769,7 +797,7 @@ impl Suite {
             "method",
             &methods::method_names(),
             |name, params| methods::build(name, params).map_err(|e| e.to_string()),
-            |pruner| (pruner.info().name, pruner.params()),
+            |pruner| (pruner.info().name, pruner.params(), pruner.label()),
             &at,
         )?
         .into_iter()

@@ -89,6 +89,7 @@ impl PruneSetup<'_> {
             cache: &mut ticketbench::methods::MethodCache::new(),
             progress: &mut |_| {},
             planted: self.planted,
+            job: Default::default(),
         };
         method.prune(&mut ctx, ticketbench_core::Density::new(density).unwrap())
     }

@@ -1,0 +1,166 @@
+//! A persistent plugin process: started once, then one JSON line in on stdin and one JSON line
+//! out on stdout per request, so a plugin's start-up (`import torch`) is paid once per worker,
+//! not once per job. Its stderr is kept as a ring of the last lines for error messages.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Lines of a plugin's stderr kept for error messages.
+const STDERR_LINES: usize = 20;
+/// How long a plugin may take to exit after its stdin closes before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The process could not be started.
+    Spawn(std::io::Error),
+    /// Writing the request failed (the process had gone).
+    Write(std::io::Error),
+    /// The process ended before answering.
+    Exited(Option<ExitStatus>),
+    /// No answer within the timeout; the process was killed.
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Spawn(e) => write!(f, "could not start the plugin: {e}"),
+            Failure::Write(e) => write!(f, "could not send the request: {e}"),
+            Failure::Exited(Some(s)) => write!(f, "the plugin exited before answering ({s})"),
+            Failure::Exited(None) => write!(f, "the plugin closed its stdout before answering"),
+            Failure::Timeout(t) => write!(
+                f,
+                "no answer within timeout_s = {} s; the plugin was killed (raise `timeout_s:` if it needs longer)",
+                t.as_secs_f64()
+            ),
+        }
+    }
+}
+
+pub(super) struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<std::io::Result<String>>,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr_reader: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts `argv` in `cwd` with piped stdin, stdout and stderr.
+    pub(super) fn spawn(argv: &[String], cwd: &Path) -> Result<Worker, Failure> {
+        let (program, args) = argv.split_first().expect("a command has a program");
+        let mut child = Command::new(program)
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(Failure::Spawn)?;
+        let stdout = child.stdout.take().expect("piped");
+        let stderr_pipe = child.stderr.take().expect("piped");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let failed = line.is_err();
+                if tx.send(line).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let ring = Arc::clone(&stderr);
+        let stderr_reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).split(b'\n') {
+                let Ok(line) = line else { break };
+                let mut ring = ring.lock().expect("stderr ring");
+                if ring.len() == STDERR_LINES {
+                    ring.pop_front();
+                }
+                ring.push_back(String::from_utf8_lossy(&line).into_owned());
+            }
+        });
+        Ok(Worker {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+        })
+    }
+
+    /// Sends one request line and waits up to `timeout` for one answer line.
+    pub(super) fn ask(&mut self, request: &str, timeout: Duration) -> Result<String, Failure> {
+        let stdin = self.stdin.as_mut().expect("open until drop");
+        stdin
+            .write_all(format!("{request}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(Failure::Write)?;
+        match self.lines.recv_timeout(timeout) {
+            Ok(Ok(line)) => Ok(line),
+            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
+                let status = self.wait_exit(EXIT_GRACE);
+                Err(Failure::Exited(status))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                self.kill();
+                Err(Failure::Timeout(timeout))
+            }
+        }
+    }
+
+    /// The last lines the plugin wrote to stderr (complete once the process has ended).
+    pub(super) fn stderr_tail(&mut self) -> Vec<String> {
+        if self.child.try_wait().ok().flatten().is_some()
+            && let Some(reader) = self.stderr_reader.take()
+        {
+            // A grandchild may hold the pipe open: wait briefly, never forever.
+            let until = Instant::now() + Duration::from_millis(500);
+            while !reader.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        self.stderr
+            .lock()
+            .expect("stderr ring")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn wait_exit(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
+                _ => {
+                    self.kill();
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    /// Closes stdin (the plugin's loop ends on EOF) and reaps the process, killing it after a
+    /// grace period.
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        self.wait_exit(EXIT_GRACE);
+    }
+}
