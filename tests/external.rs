@@ -451,3 +451,167 @@ print("agree", k)
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Records by settings hash without the fields that differ between processes.
+fn by_hash(dir: &Path) -> BTreeMap<String, Value> {
+    records(dir)
+        .into_iter()
+        .map(|mut r| {
+            let object = r.as_object_mut().unwrap();
+            object.remove("timing");
+            object.remove("provenance");
+            (r["settings_hash"].as_str().unwrap().to_string(), r)
+        })
+        .collect()
+}
+
+#[test]
+fn an_external_method_takes_every_axis_of_a_suite() {
+    if !python_has("json") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("raw_plugin.py"), RAW_PLUGIN).unwrap();
+    let suite = dir.join("suite.yaml");
+    std::fs::write(
+        &suite,
+        r#"name: axes
+tasks:
+  - {name: circle, samples: 400}
+  - {name: circle, samples: 400, label_noise: 0.2}
+models:
+  - {name: host, hidden: [24, 24, 24], init: he-scaled, plant: pns}
+methods:
+  - dense
+  - random
+  - {name: external, label: raw-scores, command: "python3 raw_plugin.py scores", data: scoring-batch, scores: true}
+  - {name: external, label: raw-ok, command: "python3 raw_plugin.py ok", data: none}
+  - {name: external, label: raw-train, command: "python3 raw_plugin.py ok", data: full-training}
+densities: [0.5]
+seeds: 2
+checks: [random_labels, invert]
+transfer: true
+matched_random: true
+train: {optimizer: adam, lr: 0.01, epochs: 10, batch_size: 32}
+"#,
+    )
+    .unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let full = dir.join("full");
+    ok(run(&suite, &full));
+    let all = records(&full);
+    let jobs = |label: &str, check: Option<&str>| {
+        all.iter()
+            .filter(|r| r["method_label"] == label && r["check"].as_str() == check)
+            .collect::<Vec<_>>()
+    };
+    // 2 tasks × 2 seeds per row; checks: random_labels where the plugin reads data, invert
+    // where it returns scores.
+    for (label, check, want) in [
+        ("raw-scores", None, 4),
+        ("raw-scores", Some("random_labels"), 4),
+        ("raw-scores", Some("invert"), 4),
+        ("raw-ok", None, 4),
+        ("raw-ok", Some("random_labels"), 0),
+        ("raw-ok", Some("invert"), 0),
+        ("raw-train", None, 4),
+        ("raw-train", Some("random_labels"), 4),
+    ] {
+        let found = jobs(label, check);
+        assert_eq!(found.len(), want, "{label} {check:?}");
+        for r in found {
+            assert_eq!(r["status"], "ok", "{r}");
+            assert!(r.get("matched_random").is_some(), "{label}: matched random");
+            assert!(!r["transfer"].is_null(), "{label}: transfer");
+            let recovery = &r["planted"]["recovery"];
+            assert!(recovery["jaccard"].as_f64().is_some(), "{label}: recovery");
+            // What the plugin was handed: the scoring batch (10 per class × 4 classes) where
+            // it reads data, and the whole training split (90 % of 400) for full-training.
+            let events = &r["method_log"]["events"];
+            if label != "raw-scores" {
+                let (scoring, train) = match label {
+                    "raw-ok" => (None, None),
+                    _ => (Some(40.0), Some(360.0)),
+                };
+                assert_eq!(
+                    events["scoring_rows"].as_f64(),
+                    scoring,
+                    "{label}: {events}"
+                );
+                assert_eq!(events["train_rows"].as_f64(), train, "{label}: {events}");
+            }
+            if check.is_none() {
+                assert_eq!(
+                    recovery["score_auroc"].as_f64().is_some(),
+                    label == "raw-scores",
+                    "{label}: AUROC exactly where scores come back"
+                );
+            }
+        }
+    }
+
+    // Reports in every format and the leaderboard (10 epochs open a dense–random gap on
+    // Circle, so its cells count) carry the plugin's rows.
+    let report = dir.join("report");
+    ok(common::ticketbench(&[
+        "report",
+        &s(&full),
+        "--out",
+        &s(&report),
+        "--format",
+        "all",
+    ]));
+    for file in [
+        "report.md",
+        "report.tex",
+        "results.csv",
+        "index.html",
+        "leaderboard.json",
+    ] {
+        let text = std::fs::read_to_string(report.join(file)).unwrap();
+        assert!(
+            text.contains("raw-scores") && text.contains("raw-ok"),
+            "{file} lacks the external rows"
+        );
+    }
+
+    // Shards and merge give the single run's records.
+    let mut merge = vec!["merge".to_string()];
+    for i in 1..=2 {
+        let shard = dir.join(format!("shard-{i}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_ticketbench"))
+            .args(["run", &s(&suite), "--out", &s(&shard), "--quiet"])
+            .args(["--shard", &format!("{i}/2")])
+            .output()
+            .unwrap();
+        ok(out);
+        merge.push(s(&shard));
+    }
+    let merged = dir.join("merged");
+    merge.extend(["--out".to_string(), s(&merged)]);
+    ok(common::ticketbench(
+        &merge.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(by_hash(&merged), by_hash(&full), "merged shards differ");
+
+    // `repro` reruns the plugin's jobs and finds them identical.
+    let stdout = ok(common::ticketbench(&[
+        "repro",
+        &s(&suite),
+        "--devices",
+        "cpu,cpu",
+        "--json",
+    ]));
+    let repro: Value = serde_json::from_str(&stdout).unwrap();
+    let rows = repro["rows"].as_array().unwrap();
+    let external: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["method"].as_str().unwrap_or("").starts_with("raw-"))
+        .collect();
+    assert!(!external.is_empty(), "{stdout}");
+    for row in &external {
+        assert!(row["error"].is_null(), "{row}");
+        assert_eq!(row["identical_mask"], true, "{row}");
+    }
+}

@@ -1,7 +1,8 @@
 """A plugin on the bare protocol, Python standard library only (no numpy, no
 ticketbench_plugin): what a plugin in any language does. `python3 raw_plugin.py <mode>`.
 
-ok           keep the first `kept` weights in flat order (a valid mask), log one event
+ok           keep the first `kept` weights in flat order (a valid mask), log the seed and the
+             rows of the data files it was handed
 scores       answer scores only (score = flat index), keep the lowest: the same mask as ok
 exit         exit with status 3 before reading anything
 crash        read the request, print to stderr, die with status 7
@@ -38,6 +39,13 @@ def save(path, tensors):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
+def rows(path, name):
+    """The first dimension of tensor `name` in a safetensors file (its header only)."""
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(length))[name]["shape"][0]
+
+
 def size(shape):
     n = 1
     for d in shape:
@@ -64,7 +72,11 @@ def answer(req, d):
             masks[f"layers.{l}.mask"] = ("U8", shape, bytes(values))
         save(files["mask"], masks)
         with open(files["log"], "w") as f:
-            f.write("{not json" if MODE == "badlog" else json.dumps({"events": {"seen_seed": req["seed"] % 1000}}))
+            events = {"seen_seed": req["seed"] % 1000}
+            for name, path in req["files"].items():
+                if name in ("scoring", "train"):
+                    events[f"{name}_rows"] = rows(path, f"{name}.x")
+            f.write("{not json" if MODE == "badlog" else json.dumps({"events": events}))
         return {"status": "ok"}
     if MODE in ("scores", "nan"):
         scores, offset = {}, 0
