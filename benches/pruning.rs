@@ -1,6 +1,7 @@
 //! Pruning costs (`cargo bench --bench pruning`): SynFlow (100 rounds), SNIP and GraSP
 //! scoring on LeNet-300-100, one IMP round (dense training + prune + rewind) on a planted
-//! task, and Plant 'n' Seek planting of the largest host in suites/plant-n-seek.yaml.
+//! task, the external-method protocol on LeNet-300-100 (a no-op plugin and numpy SNIP), and
+//! Plant 'n' Seek planting of the largest host in suites/plant-n-seek.yaml.
 //! Throughput is in prunable weights per second (criterion `Throughput::Elements`).
 //! Compare runs with `--save-baseline NAME` then `--baseline NAME` (docs/performance.md).
 
@@ -88,6 +89,43 @@ fn scoring(c: &mut Criterion) {
     ] {
         let method = methods::build(name, params.as_object().unwrap()).unwrap();
         group.bench_function(format!("{name}/d0.1"), |b| {
+            b.iter(|| black_box(fixture.prune(method.as_ref(), 0.1)))
+        });
+    }
+    group.finish();
+    external_protocol(c, &fixture);
+}
+
+/// The external-method protocol on the LeNet-300-100 fixture (docs/external-methods.md,
+/// "Overhead"): `floor` (python/examples/floor.py: a mask of the first k weights, no scoring)
+/// is the protocol's own cost per job, `numpy-snip` the same SNIP as the built-in one through
+/// the protocol. One persistent plugin process serves every iteration, as a worker thread's
+/// does in a run; its start-up falls in criterion's warm-up. Needs python3 with numpy and
+/// safetensors; without them the group is skipped with a note.
+fn external_protocol(c: &mut Criterion, fixture: &Fixture) {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import numpy, safetensors"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("external/lenet-300-100 skipped: python3 with numpy and safetensors not on PATH");
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut group = c.benchmark_group("external/lenet-300-100");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(fixture.net.num_prunable() as u64));
+    for (label, script, data) in [
+        ("floor", "floor.py", "none"),
+        ("numpy-snip", "snip.py", "scoring-batch"),
+    ] {
+        let params = serde_json::json!({
+            "label": label,
+            "command": format!("python3 python/examples/{script}"),
+            "data": data,
+            methods::EXTERNAL_SUITE_DIR_KEY: root,
+        });
+        let method = methods::build("external", params.as_object().unwrap()).unwrap();
+        group.bench_function(format!("{label}/d0.1"), |b| {
             b.iter(|| black_box(fixture.prune(method.as_ref(), 0.1)))
         });
     }

@@ -452,16 +452,11 @@ print("agree", k)
     );
 }
 
-/// Records by settings hash without the fields that differ between processes.
+/// Records by settings hash (without timing and provenance, as `records` reads them).
 fn by_hash(dir: &Path) -> BTreeMap<String, Value> {
     records(dir)
         .into_iter()
-        .map(|mut r| {
-            let object = r.as_object_mut().unwrap();
-            object.remove("timing");
-            object.remove("provenance");
-            (r["settings_hash"].as_str().unwrap().to_string(), r)
-        })
+        .map(|r| (r["settings_hash"].as_str().unwrap().to_string(), r))
         .collect()
 }
 
@@ -530,6 +525,10 @@ train: {optimizer: adam, lr: 0.01, epochs: 10, batch_size: 32}
             // it reads data, and the whole training split (90 % of 400) for full-training.
             let events = &r["method_log"]["events"];
             if label != "raw-scores" {
+                // The plugin's thread pools get the job's share of the cores.
+                let threads = events["threads"].as_f64().unwrap();
+                assert!(threads >= 1.0, "{events}");
+                assert_eq!(events["omp_threads"].as_f64(), Some(threads), "{events}");
                 let (scoring, train) = match label {
                     "raw-ok" => (None, None),
                     _ => (Some(40.0), Some(360.0)),

@@ -31,6 +31,7 @@ for p in (str(PYTHON_DIR), str(EXAMPLES)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+import floor  # noqa: E402
 import grasp  # noqa: E402
 import magnitude  # noqa: E402
 import mlp  # noqa: E402
@@ -342,7 +343,7 @@ def write_request(root, ws, bs, kept, params=None, data="none", x=None, y=None, 
         "task": {"name": "t", "label": "t", "kind": kind, "inputs": ws[0].shape[1], "outputs": ws[-1].shape[0]},
         "data": data,
         "train": {},
-        "job": {"check": None},
+        "job": {"check": None, "threads": 1},
         "files": files,
         "answer": {
             "mask": "mask.safetensors",
@@ -401,6 +402,27 @@ class TopKTest(unittest.TestCase):
             b = mlp.top_k_among(scores, 4, keep=keep)
             for u, v in zip(a, b):
                 np.testing.assert_array_equal(u, v)
+
+    def test_linear_time_selection_equals_a_stable_sort(self):
+        from ticketbench_plugin import _top
+
+        rng = np.random.default_rng(3)
+        for trial in range(200):
+            n = int(rng.integers(1, 60))
+            flat = rng.integers(-3, 4, size=n).astype(float)  # many ties
+            flat[rng.random(n) < 0.1] = -0.0
+            k = int(rng.integers(0, n + 1))
+            for keep in ("highest", "lowest"):
+                order = np.argsort(-flat if keep == "highest" else flat, kind="stable")
+                want = np.zeros(n, dtype=bool)
+                want[order[:k]] = True
+                np.testing.assert_array_equal(_top(flat, k, keep), want, f"trial {trial} {keep} k={k}")
+
+    def test_floor_keeps_the_first_kept_weights_in_flat_order(self):
+        req = self.request(4)
+        mask = np.concatenate([np.asarray(m).ravel() for m in floor.prune(req).mask])
+        np.testing.assert_array_equal(np.flatnonzero(mask), [0, 1, 2, 3])
+        self.assertEqual(floor.prune(req).mask[1].shape, (1, 2))
 
     def test_top_k_among_candidates(self):
         scores = [np.array([[0.0, 0.0, 3.0], [0.0, 1.0, 0.0]]), np.array([[0.0, 0.0]])]

@@ -114,7 +114,8 @@ class Request:
     params (the suite entry's ``params:``), seed (this request's seed for the method's own
     randomness), task (name, label, kind, inputs, outputs), data ("none", "scoring-batch",
     "full-training"), train (the suite's training recipe), check (the sanity check the job
-    runs, or None).
+    runs, or None), threads (the job's share of the cores; the process's OpenMP/BLAS thread
+    variables are already set to it).
     """
 
     def __init__(self, path):
@@ -136,6 +137,7 @@ class Request:
         self.data = m["data"]
         self.train = m["train"]
         self.check = m["job"]["check"]
+        self.threads = m["job"]["threads"]
         theta0 = load_file(m["files"]["theta0"])
         self.weights = [theta0[f"layers.{l}.weight"] for l in range(len(self.layers))]
         self.biases = [theta0.get(f"layers.{l}.bias") for l in range(len(self.layers))]
@@ -191,10 +193,20 @@ class Request:
 
 
 def _top(flat, k, keep):
-    """Boolean mask of the k best entries of flat; ties to the lower index (stable sort)."""
-    order = np.argsort(-flat if keep == "highest" else flat, kind="stable")
+    """Boolean mask of the k best entries of flat; ties to the lower index.
+
+    The same set as a stable sort's first k, in linear time: every entry strictly better than
+    the k-th best value, then the entries equal to it in index order until k are kept."""
     out = np.zeros(flat.size, dtype=bool)
-    out[order[:k]] = True
+    if k <= 0:
+        return out
+    if k >= flat.size:
+        out[:] = True
+        return out
+    key = -flat if keep == "highest" else flat  # the smaller key ranks first
+    kth = np.partition(key, k - 1)[k - 1]
+    out = key < kth
+    out[np.flatnonzero(key == kth)[: k - int(out.sum())]] = True
     return out
 
 

@@ -241,6 +241,9 @@ pub struct JobIdentity {
     /// Where a method may keep per-job files: `<results>/.external` for suite runs.
     #[serde(skip)]
     pub scratch: PathBuf,
+    /// The job's share of the machine's cores (`run --threads`): a plugin process gets it as
+    /// its BLAS/OpenMP thread count, so `--jobs` plugins do not oversubscribe the cores.
+    pub threads: usize,
 }
 
 impl Default for JobIdentity {
@@ -255,6 +258,7 @@ impl Default for JobIdentity {
             check: None,
             settings_hash: format!("standalone-{}", std::process::id()),
             scratch: std::env::temp_dir().join("ticketbench-external"),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }

@@ -577,6 +577,7 @@ pub fn run_job(
             check: job.check.map(|c| c.name()),
             settings_hash: job.settings_hash.clone(),
             scratch: scratch.to_path_buf(),
+            threads,
         },
     };
     let outcome = method.pruner.prune(&mut ctx, job.density)?;

@@ -1,8 +1,8 @@
 """A plugin on the bare protocol, Python standard library only (no numpy, no
 ticketbench_plugin): what a plugin in any language does. `python3 raw_plugin.py <mode>`.
 
-ok           keep the first `kept` weights in flat order (a valid mask), log the seed and the
-             rows of the data files it was handed
+ok           keep the first `kept` weights in flat order (a valid mask), log the seed, the
+             job's threads, OMP_NUM_THREADS and the rows of the data files it was handed
 scores       answer scores only (score = flat index), keep the lowest: the same mask as ok
 exit         exit with status 3 before reading anything
 crash        read the request, print to stderr, die with status 7
@@ -72,7 +72,8 @@ def answer(req, d):
             masks[f"layers.{l}.mask"] = ("U8", shape, bytes(values))
         save(files["mask"], masks)
         with open(files["log"], "w") as f:
-            events = {"seen_seed": req["seed"] % 1000}
+            events = {"seen_seed": req["seed"] % 1000, "threads": req["job"]["threads"]}
+            events["omp_threads"] = int(os.environ.get("OMP_NUM_THREADS", "-1"))
             for name, path in req["files"].items():
                 if name in ("scoring", "train"):
                     events[f"{name}_rows"] = rows(path, f"{name}.x")

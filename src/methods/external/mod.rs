@@ -232,11 +232,11 @@ impl External {
 
     /// Sends the request in `dir` to an idle worker (or a new one) and returns its reply
     /// line; the worker goes back to the pool unless the exchange broke it.
-    fn ask(&self, dir: &Path) -> Result<answer::Reply, MethodError> {
+    fn ask(&self, dir: &Path, threads: usize) -> Result<answer::Reply, MethodError> {
         let taken = self.idle.lock().expect("worker pool").pop();
         let mut worker = match taken {
             Some(w) => w,
-            None => Worker::spawn(&self.argv, &self.cwd)
+            None => Worker::spawn(&self.argv, &self.cwd, threads)
                 .map_err(|f| self.error(f.to_string(), Some(dir), Vec::new()))?,
         };
         let line = serde_json::json!({"protocol": PROTOCOL, "request": dir}).to_string();
@@ -312,7 +312,7 @@ impl Pruner for External {
             record.scratch.insert(ctx.job.scratch.clone());
         }
         (ctx.progress)(format!("waiting for external method {}", self.spec.label));
-        let reply = self.ask(&dir)?;
+        let reply = self.ask(&dir, ctx.job.threads)?;
         let outcome = answer::read(&dir, &reply, ctx.net, kept)
             .and_then(|answer| {
                 if self.spec.scores && answer.scores.is_none() {

@@ -81,6 +81,7 @@ struct JobPart<'a> {
     seed: u64,
     check: Option<&'static str>,
     settings_hash: &'a str,
+    threads: usize,
 }
 
 #[derive(Serialize)]
@@ -189,6 +190,7 @@ pub(super) fn write(
             seed: ctx.job.seed,
             check: ctx.job.check,
             settings_hash: &ctx.job.settings_hash,
+            threads: ctx.job.threads,
         },
         density: req.density.get(),
         kept: req.kept,

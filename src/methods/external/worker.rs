@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 
 /// Lines of a plugin's stderr kept for error messages.
 const STDERR_LINES: usize = 20;
+/// Thread-count variables of the numeric libraries plugins use (OpenMP, hence PyTorch's
+/// intra-op pool; OpenBLAS, MKL, Accelerate and numexpr behind numpy), set to the job's
+/// threads unless the user has set them. Unset, each plugin starts one thread per core, and
+/// `--jobs 2` on 2 cores measured 100–280 ms per numpy SNIP request instead of 17 ms.
+const THREAD_VARIABLES: [&str; 5] = [
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+];
 /// How long a plugin may take to exit after its stdin closes before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
@@ -54,10 +65,17 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    /// Starts `argv` in `cwd` with piped stdin, stdout and stderr.
-    pub(super) fn spawn(argv: &[String], cwd: &Path) -> Result<Worker, Failure> {
+    /// Starts `argv` in `cwd` with piped stdin, stdout and stderr, its thread pools sized to
+    /// `threads` (see [`THREAD_VARIABLES`]).
+    pub(super) fn spawn(argv: &[String], cwd: &Path, threads: usize) -> Result<Worker, Failure> {
         let (program, args) = argv.split_first().expect("a command has a program");
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        for name in THREAD_VARIABLES {
+            if std::env::var_os(name).is_none() {
+                command.env(name, threads.to_string());
+            }
+        }
+        let mut child = command
             .args(args)
             .current_dir(cwd)
             .stdin(Stdio::piped())
