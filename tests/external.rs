@@ -481,7 +481,7 @@ methods:
   - dense
   - random
   - {name: external, label: raw-scores, command: "python3 raw_plugin.py scores", data: scoring-batch, scores: true}
-  - {name: external, label: raw-ok, command: "python3 raw_plugin.py ok", data: none}
+  - {name: external, label: raw-ok, command: "python3 raw_plugin.py ok", data: none, family: strong}
   - {name: external, label: raw-train, command: "python3 raw_plugin.py ok", data: full-training}
 densities: [0.5]
 seeds: 2
@@ -517,6 +517,9 @@ train: {optimizer: adam, lr: 0.01, epochs: 10, batch_size: 32}
         assert_eq!(found.len(), want, "{label} {check:?}");
         for r in found {
             assert_eq!(r["status"], "ok", "{r}");
+            // The entry's own family, recorded where it is not the registry's (at-init).
+            let family = (label == "raw-ok").then_some("strong");
+            assert_eq!(r["method_family"].as_str(), family, "{label}");
             assert!(r.get("matched_random").is_some(), "{label}: matched random");
             assert!(!r["transfer"].is_null(), "{label}: transfer");
             let recovery = &r["planted"]["recovery"];

@@ -156,14 +156,15 @@ fn loss_gradients_match_finite_differences() {
             .loss_gradients(&net, &mask, &batch, OutputKind::Regression(2))
             .unwrap();
         for (l, layer) in net.layers.iter().enumerate() {
-            for i in 0..layer.weight.len() {
+            assert_eq!(grads[l].len(), layer.weight.len(), "{device} layer {l}");
+            for (i, &grad) in grads[l].iter().enumerate() {
                 let h = 1e-3f32;
                 let (mut plus, mut minus) = (net.clone(), net.clone());
                 plus.layers[l].weight[i] += h;
                 minus.layers[l].weight[i] -= h;
                 let fd =
                     (host_mse(&plus, &x, &y, 4) - host_mse(&minus, &x, &y, 4)) / (2.0 * h as f64);
-                let g = grads[l][i] as f64;
+                let g = grad as f64;
                 assert!(
                     (g - fd).abs() < 1e-3 + 1e-2 * fd.abs(),
                     "{device} layer {l} weight {i}: {g} vs {fd}"

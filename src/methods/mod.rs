@@ -327,6 +327,12 @@ pub trait Pruner: Send + Sync {
         self.info().data
     }
 
+    /// How the reports judge the method (`ticketbench list`'s `family` column; per entry
+    /// for external methods).
+    fn family(&self) -> Family {
+        self.info().family
+    }
+
     /// The entry's label when the method names itself (`label:` of an external method);
     /// `None`: the registry name plus the parameters that differ from the defaults.
     fn label(&self) -> Option<String> {

@@ -40,6 +40,10 @@ impl Pruner for ChannelStructured {
         self.inner.data_needs()
     }
 
+    fn family(&self) -> super::Family {
+        self.inner.family()
+    }
+
     fn label(&self) -> Option<String> {
         self.inner
             .label()

@@ -357,10 +357,7 @@ impl ResultSet {
                     metric,
                     Quantity::StrongRescaled,
                 ));
-            } else if recs
-                .iter()
-                .any(|r| crate::methods::info(&r.method).is_ok_and(|m| m.family == Family::Strong))
-            {
+            } else if recs.iter().any(|r| r.family() == Some(Family::Strong)) {
                 tables.push(table(
                     Some("strong ticket (no training)".into()),
                     metric,

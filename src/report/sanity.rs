@@ -15,7 +15,7 @@
 
 use super::stats::{Judgement, PairedSummary, Verdict, judge_table};
 use super::{ResultSet, density_text};
-use crate::methods::{self, Family};
+use crate::methods::Family;
 use crate::runner::job::{JobRecord, Status};
 
 /// Significance level of the verdicts.
@@ -68,8 +68,8 @@ fn pair(classification: bool, original: f64, checked: f64) -> Option<(f64, f64)>
     (original > 0.0 && checked > 0.0).then(|| (0.0, (original / checked).ln()))
 }
 
-fn is_strong(method: &str) -> bool {
-    methods::info(method).is_ok_and(|m| m.family == Family::Strong)
+fn is_strong(r: &JobRecord) -> bool {
+    r.family() == Some(Family::Strong)
 }
 
 /// Every verdict cell of a result set, in order of first appearance.
@@ -92,7 +92,7 @@ pub fn verdicts(set: &ResultSet) -> Vec<VerdictCell> {
     };
     for r in &set.records {
         let classification = r.task_kind == "classification";
-        let untrained = is_strong(&r.method);
+        let untrained = is_strong(r);
         let key = |check: &str| {
             (
                 r.task_label.clone(),
@@ -304,7 +304,11 @@ fn row_mean(set: &ResultSet, task: &str, method: &str, density: f64) -> Option<f
 /// task whose mean is within δ of the method's mean at each density (not for strong-ticket
 /// methods, which are judged untrained).
 fn ratio_matches(set: &ResultSet, task: &str, method: &str, densities: &[f64]) -> Option<String> {
-    if is_strong(method) || method.starts_with("random") {
+    let strong = set
+        .records
+        .iter()
+        .any(|r| r.task_label == task && r.method_label == method && is_strong(r));
+    if strong || method.starts_with("random") {
         return None;
     }
     let mut randoms: Vec<&str> = Vec::new();

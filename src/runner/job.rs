@@ -5,8 +5,8 @@ use super::suite::{ConvEntry, DensitySpec, ModelSpec, Suite, SuiteMethod, SuiteT
 use crate::device::DeviceSpec;
 use crate::engine::{DeviceData, Engine, EngineError};
 use crate::methods::{
-    DataNeeds, JobIdentity, MethodCache, MethodError, MethodLog, PruneContext, PruneOutcome,
-    Pruner, Schedule,
+    DataNeeds, Family, JobIdentity, MethodCache, MethodError, MethodLog, PruneContext,
+    PruneOutcome, Pruner, Schedule,
 };
 use crate::train::{Divergence, Evaluation, TrainRecipe};
 use serde::{Deserialize, Serialize};
@@ -393,10 +393,23 @@ pub struct JobRecord {
     /// Per-round results and events of iterative and training-based methods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method_log: Option<MethodLog>,
+    /// The method's family where its entry sets one other than the registry's (`family:` of
+    /// an external method); read it through [`JobRecord::family`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method_family: Option<Family>,
     pub train: TrainRecipe,
     pub timing: Timing,
     pub version: String,
     pub provenance: Provenance,
+}
+
+impl JobRecord {
+    /// How the reports judge this record's method: the family its entry set, else the
+    /// registry's (`None` for a method this binary does not know).
+    pub fn family(&self) -> Option<Family> {
+        self.method_family
+            .or_else(|| crate::methods::info(&self.method).ok().map(|m| m.family))
+    }
 }
 
 #[derive(Debug, Error)]
@@ -732,6 +745,7 @@ pub fn run_job(
         transfer,
         matched_random,
         method_log: (!outcome.log.is_empty()).then_some(outcome.log),
+        method_family: Some(method.pruner.family()).filter(|&f| f != method.pruner.info().family),
         train: task.train.clone(),
         timing: Timing {
             prune_s,

@@ -80,6 +80,10 @@ struct ExternalSpec {
     /// Whether the plugin returns scores for every weight (then the `invert` check applies).
     #[serde(default)]
     scores: bool,
+    /// How the reports judge the method (`strong`: by its untrained ticket, as edge-popup);
+    /// default `at-init`.
+    #[serde(default)]
+    family: Option<Family>,
     #[serde(default, rename = "suite_dir")]
     suite_dir: Option<PathBuf>,
 }
@@ -101,6 +105,10 @@ struct HashedSpec<'a> {
     params: &'a Params,
     per_class: usize,
     scores: bool,
+    /// Only when the suite sets it, so entries without it keep their hashes; with it, the
+    /// jobs rerun once and their records carry the family the reports judge them by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    family: Option<Family>,
     /// blake3 (hex) of each hashed file, by its name as the suite writes it.
     files: &'a BTreeMap<String, String>,
 }
@@ -170,6 +178,11 @@ impl External {
                 "timeout_s must be a positive number of seconds, found {}",
                 spec.timeout_s
             )));
+        }
+        if spec.family == Some(Family::Reference) {
+            return Err(invalid(
+                "`family: reference` is for the unpruned and planted references; use at-init, after-training, iterative, strong or dynamic".into(),
+            ));
         }
         let argv = split_command(&spec.command).map_err(invalid)?;
         let cwd = match &spec.suite_dir {
@@ -268,12 +281,17 @@ impl Pruner for External {
             params: &self.spec.params,
             per_class: self.spec.per_class,
             scores: self.spec.scores,
+            family: self.spec.family,
             files: &self.files,
         })
     }
 
     fn data_needs(&self) -> DataNeeds {
         self.spec.data
+    }
+
+    fn family(&self) -> Family {
+        self.spec.family.unwrap_or(INFO.family)
     }
 
     fn label(&self) -> Option<String> {
@@ -501,5 +519,29 @@ mod tests {
         assert!(err(serde_json::json!({"label": "x", "command": "a", "data": "none", "hash_files": ["nope.py"]})).contains("nope.py"));
         assert!(err(serde_json::json!({"label": "x", "command": "a", "data": "none", "hash_files": [], "timeout_s": 0})).contains("timeout_s"));
         assert!(err(serde_json::json!({"label": "x", "command": "a", "data": "none", "hash_files": [], "colour": 1})).contains("colour"));
+        assert!(err(serde_json::json!({"label": "x", "command": "a", "data": "none", "hash_files": [], "family": "reference"})).contains("strong"));
+        assert!(err(serde_json::json!({"label": "x", "command": "a", "data": "none", "hash_files": [], "family": "weak"})).contains("at-init"));
+    }
+
+    #[test]
+    fn a_family_is_the_entries_own_and_hashed_only_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let build = |extra: serde_json::Value| {
+            let mut p = params(serde_json::json!({
+                "label": "mine", "command": "a", "data": "none", "hash_files": [],
+                "suite_dir": dir.path(),
+            }));
+            p.extend(params(extra));
+            External::build(&p).unwrap()
+        };
+        let plain = build(serde_json::json!({}));
+        assert_eq!(plain.family(), Family::AtInit);
+        assert!(
+            plain.params().get("family").is_none(),
+            "old entries keep their hashes"
+        );
+        let strong = build(serde_json::json!({"family": "strong"}));
+        assert_eq!(strong.family(), Family::Strong);
+        assert_eq!(strong.params()["family"], "strong");
     }
 }
