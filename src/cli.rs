@@ -24,6 +24,26 @@ pub struct CliError {
     pub error: anyhow::Error,
 }
 
+impl CliError {
+    /// The error and its causes as `a: b: c`, leaving out a cause the text before it already
+    /// ends with (library errors that print their source, e.g. `path: No space left on
+    /// device`, would otherwise say it twice).
+    pub fn message(&self) -> String {
+        let mut out = String::new();
+        for cause in self.error.chain() {
+            let text = cause.to_string();
+            if out.ends_with(&text) {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        out
+    }
+}
+
 impl From<anyhow::Error> for CliError {
     fn from(error: anyhow::Error) -> Self {
         CliError { code: 1, error }

@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     match ticketbench::cli::main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {:#}", e.error);
+            eprintln!("error: {}", e.message());
             ExitCode::from(e.code)
         }
     }

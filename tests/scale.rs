@@ -447,3 +447,84 @@ fn malformed_results_files_give_clear_errors() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop; `None` (with a note)
+/// where this process may not mount (not root, no tmpfs), and the test then skips.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    fn grow(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount failed");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_run_that_fills_the_disk_keeps_its_results_and_the_next_run_starts_cleanly() {
+    let Some(disk) = SmallDisk::mount("48k") else {
+        return;
+    };
+    let out = disk.dir.path().join("out");
+    // 44 jobs of about 1.9 kB each do not fit in 48 kB: the run fails on a write.
+    let full = ticketbench(&["run", &data("tiny.yaml"), "--out", s(&out), "--quiet"]);
+    let stderr = String::from_utf8_lossy(&full.stderr).to_string();
+    assert!(!full.status.success(), "the run fit: {stderr}");
+    assert!(
+        stderr.contains("results.jsonl: No space left on device")
+            && stderr.matches("No space left").count() == 1
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(
+        out.join(".ticketbench.lock").exists(),
+        "the lock file stays"
+    );
+    let (kept, fragments) = by_hash_with_fragments(&out);
+    assert!(
+        !kept.is_empty() && fragments <= 1,
+        "{} kept, {fragments} fragments",
+        kept.len()
+    );
+
+    // Space freed: the next run takes the leftover lock and finishes the grid.
+    disk.grow("4m");
+    let resumed = ticketbench(&["run", &data("tiny.yaml"), "--out", s(&out), "--quiet"]);
+    ok(resumed);
+    let reference = tempfile::tempdir().unwrap();
+    run_into(&data("tiny.yaml"), reference.path(), &[]);
+    let (after, _) = by_hash_with_fragments(&out);
+    assert_eq!(after, by_hash(reference.path()), "resumed results differ");
+    for (hash, record) in &kept {
+        assert_eq!(
+            &after[hash], record,
+            "a result written before the disk filled changed"
+        );
+    }
+}

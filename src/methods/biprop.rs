@@ -156,6 +156,16 @@ impl Biprop {
 }
 
 impl Pruner for Biprop {
+    fn work(
+        &self,
+        _density: ticketbench_core::Density,
+        _recipe: &crate::train::TrainRecipe,
+        train_examples: usize,
+    ) -> super::Work {
+        // Score training: its own epochs over the training split.
+        let r = self.params.recipe();
+        super::Work::epochs(r.epochs, r.batch_size, train_examples)
+    }
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }

@@ -121,6 +121,15 @@ impl TrainHook for EarlyBirdHook {
 }
 
 impl Pruner for EarlyBird {
+    fn work(
+        &self,
+        _density: ticketbench_core::Density,
+        recipe: &crate::train::TrainRecipe,
+        train_examples: usize,
+    ) -> super::Work {
+        // At most one dense training until the mask settles, then the ticket's own training.
+        super::Work::training(recipe, train_examples)
+    }
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }

@@ -565,6 +565,20 @@ impl Ga {
 }
 
 impl Pruner for Ga {
+    fn work(
+        &self,
+        _density: ticketbench_core::Density,
+        _recipe: &crate::train::TrainRecipe,
+        _train_examples: usize,
+    ) -> super::Work {
+        // Every generation evaluates the population on the fitness batch (forward only).
+        let evaluations = (self.params.generations * self.params.population) as f64;
+        super::Work {
+            example_passes: evaluations * self.params.batch as f64 / 3.0,
+            steps: evaluations,
+            host_passes: 0.0,
+        }
+    }
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }

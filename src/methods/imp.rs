@@ -218,6 +218,22 @@ struct NoStop;
 impl TrainHook for NoStop {}
 
 impl Pruner for Imp {
+    fn work(
+        &self,
+        density: ticketbench_core::Density,
+        recipe: &crate::train::TrainRecipe,
+        train_examples: usize,
+    ) -> super::Work {
+        // One training per level: ⌈ln d / ln(1 − rate)⌉ pruning levels after the dense one.
+        let levels = if self.params.one_shot {
+            1.0
+        } else {
+            (density.get().ln() / (1.0 - self.params.rate).ln())
+                .ceil()
+                .max(0.0)
+        };
+        super::Work::training(recipe, train_examples) * (levels + 1.0)
+    }
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }

@@ -72,6 +72,18 @@ pub(super) fn magnitude_scores(net: &Network) -> Scores {
 }
 
 impl Pruner for Magnitude {
+    fn work(
+        &self,
+        _density: ticketbench_core::Density,
+        recipe: &crate::train::TrainRecipe,
+        train_examples: usize,
+    ) -> super::Work {
+        // θ_T: one dense training (shared by the group's densities; counted per job).
+        match self.params.when {
+            When::Trained => super::Work::training(recipe, train_examples),
+            When::Init => super::Work::default(),
+        }
+    }
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }

@@ -225,6 +225,56 @@ pub struct PruneContext<'a> {
     pub job: JobIdentity,
 }
 
+/// Compute in the units of the run's time guard (`runner/plan.rs`, `time_model`): passes
+/// of one example forward and backward through the dense network (batched on the engine),
+/// optimiser steps (each with a fixed overhead whatever its batch), and unbatched f64 passes
+/// over every weight on the host (SynFlow's rounds), which run far below GEMM speed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Work {
+    pub example_passes: f64,
+    pub steps: f64,
+    pub host_passes: f64,
+}
+
+impl Work {
+    /// `epochs` over `examples` in batches of `batch_size`.
+    pub fn epochs(epochs: usize, batch_size: usize, examples: usize) -> Work {
+        let epochs = epochs as f64;
+        Work {
+            example_passes: epochs * examples as f64,
+            steps: epochs * (examples as f64 / batch_size.max(1) as f64).ceil(),
+            host_passes: 0.0,
+        }
+    }
+
+    /// One training run of `recipe` over `examples`.
+    pub fn training(recipe: &TrainRecipe, examples: usize) -> Work {
+        Work::epochs(recipe.epochs, recipe.batch_size, examples)
+    }
+}
+
+impl std::ops::Add for Work {
+    type Output = Work;
+    fn add(self, other: Work) -> Work {
+        Work {
+            example_passes: self.example_passes + other.example_passes,
+            steps: self.steps + other.steps,
+            host_passes: self.host_passes + other.host_passes,
+        }
+    }
+}
+
+impl std::ops::Mul<f64> for Work {
+    type Output = Work;
+    fn mul(self, k: f64) -> Work {
+        Work {
+            example_passes: self.example_passes * k,
+            steps: self.steps * k,
+            host_passes: self.host_passes * k,
+        }
+    }
+}
+
 /// The job a method prunes for, as far as a method may know it: built-in methods ignore it,
 /// an external method writes it into its request (docs/external-methods.md).
 #[derive(Debug, Clone, Serialize)]
@@ -325,6 +375,13 @@ pub trait Pruner: Send + Sync {
     /// external methods). Data checks apply only to methods that read data.
     fn data_needs(&self) -> DataNeeds {
         self.info().data
+    }
+
+    /// The method's own compute for one job at `density` beyond the job's training of the
+    /// ticket (which the runner counts), for the time guard: a rough model that catches
+    /// `rounds: 1000000000`, not a prediction. Default: negligible (one scoring batch).
+    fn work(&self, _density: Density, _recipe: &TrainRecipe, _train_examples: usize) -> Work {
+        Work::default()
     }
 
     /// How the reports judge the method (`ticketbench list`'s `family` column; per entry

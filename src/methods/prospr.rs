@@ -199,6 +199,20 @@ fn draw_batches(n: usize, size: usize, count: usize, streams: &Streams) -> Vec<V
 }
 
 impl Pruner for Prospr {
+    fn work(
+        &self,
+        _density: ticketbench_core::Density,
+        _recipe: &crate::train::TrainRecipe,
+        _train_examples: usize,
+    ) -> super::Work {
+        // `steps` meta-gradient steps (each a forward, backward and Hessian-vector product).
+        let steps = self.params.steps as f64;
+        super::Work {
+            example_passes: 2.0 * steps * self.params.batch_size as f64,
+            steps,
+            host_passes: 0.0,
+        }
+    }
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }

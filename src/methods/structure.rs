@@ -44,6 +44,15 @@ impl Pruner for ChannelStructured {
         self.inner.family()
     }
 
+    fn work(
+        &self,
+        density: ticketbench_core::Density,
+        recipe: &crate::train::TrainRecipe,
+        train_examples: usize,
+    ) -> super::Work {
+        self.inner.work(density, recipe, train_examples)
+    }
+
     fn label(&self) -> Option<String> {
         self.inner
             .label()

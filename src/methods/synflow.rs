@@ -175,6 +175,18 @@ impl Synflow {
 }
 
 impl Pruner for Synflow {
+    fn work(
+        &self,
+        _density: ticketbench_core::Density,
+        _recipe: &crate::train::TrainRecipe,
+        _train_examples: usize,
+    ) -> super::Work {
+        // One host f64 forward and backward of the all-ones input per round.
+        super::Work {
+            host_passes: self.params.rounds as f64,
+            ..super::Work::default()
+        }
+    }
     fn info(&self) -> &'static MethodInfo {
         &INFO
     }

@@ -10,6 +10,7 @@ use super::job::{self, Job, JobRecord};
 use super::suite::Suite;
 use super::{RunOptions, store};
 use crate::device::DeviceSpec;
+use crate::methods::Work;
 use crate::train::EVAL_CHUNK;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -20,11 +21,26 @@ use ticketbench_baselines::checks::SanityCheck;
 /// Largest grid run without `--yes`.
 pub const DEFAULT_MAX_JOBS: u128 = 50_000;
 
+/// Longest modelled wall time run without `--yes`: one day.
+pub const DEFAULT_MAX_MODEL_WALL_S: f64 = 24.0 * 3600.0;
+
+/// The time model's machine, per parallel job: about what a dense LeNet-300-100 training
+/// step sustains on the 2-core recording machine (98–108 GFLOP/s, docs/performance.md) and
+/// a per-step floor well under its measured ~1.3 ms steps. The model is meant to catch a
+/// typo (`epochs: 1000000000`), so it errs fast: a run it calls a day takes longer.
+/// Host passes: SynFlow's rounds measured 1.0e8 weights/s (0.2 ms per round of a
+/// 2-100-100-100-4 host); the model takes ten times that.
+const MODEL_FLOP_PER_S: f64 = 1e11;
+const MODEL_STEP_S: f64 = 2e-6;
+const MODEL_HOST_WEIGHTS_PER_S: f64 = 1e9;
+
 /// What a run may use before it asks for `--yes`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     pub max_jobs: u128,
     pub memory_budget_bytes: u64,
+    /// Longest modelled wall time ([`time_model`]) run without `--yes`.
+    pub max_model_wall_s: f64,
 }
 
 impl Limits {
@@ -46,6 +62,7 @@ impl Limits {
         Limits {
             max_jobs: DEFAULT_MAX_JOBS,
             memory_budget_bytes: budget,
+            max_model_wall_s: DEFAULT_MAX_MODEL_WALL_S,
         }
     }
 }
@@ -69,6 +86,100 @@ pub enum PlanError {
         parallel: usize,
         budget: f64,
     },
+    #[error(
+        "the suite would run for an estimated {} or more ({jobs} jobs, {parallel} at a time; the heaviest is {heaviest}, about {} alone), more than the {} run without confirmation; check `epochs`, `rounds`, `generations` and `samples` for a typo, see `ticketbench plan` (it estimates from recorded timings), or pass --yes to run it anyway",
+        duration(*wall_s),
+        duration(*heaviest_s),
+        duration(*limit_s)
+    )]
+    TooLong {
+        wall_s: f64,
+        jobs: usize,
+        parallel: usize,
+        heaviest: String,
+        heaviest_s: f64,
+        limit_s: f64,
+    },
+}
+
+/// "40 s", "12.5 min", "3.2 h", "41 days", "2.10e6 years".
+fn duration(s: f64) -> String {
+    const DAY: f64 = 86_400.0;
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s < 2.0 * DAY {
+        format!("{:.1} h", s / 3600.0)
+    } else if s < 730.0 * DAY {
+        format!("{:.0} days", s / DAY)
+    } else {
+        format!("{:.2e} years", s / (365.25 * DAY))
+    }
+}
+
+/// The compute model behind the time guard: per job, the method's own [`Work`] plus the
+/// ticket's training (unless the method trains it), the matched random ticket's and each
+/// transfer target's; a pass of one example costs 6 FLOP per weight (forward, backward,
+/// update) at [`MODEL_FLOP_PER_S`], a step [`MODEL_STEP_S`], a host pass one weight per
+/// 1/[`MODEL_HOST_WEIGHTS_PER_S`] s. Recorded timings are not used:
+/// the guard runs before anything is read, and must stop a run no machine has timed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeModel {
+    /// Sum of the jobs' seconds spread over the parallel jobs.
+    pub wall_s: f64,
+    pub jobs: usize,
+    /// The job with the most modelled seconds, as `task model method d=…`.
+    pub heaviest: String,
+    pub heaviest_s: f64,
+}
+
+pub fn time_model(suite: &Suite, parallel: usize) -> TimeModel {
+    let jobs = job::expand(suite, DeviceSpec::Cpu);
+    let mut serial = 0.0;
+    let (mut heaviest, mut heaviest_s) = (String::new(), 0.0);
+    for j in &jobs {
+        let task = &suite.tasks[j.task];
+        let model = &suite.models[j.model];
+        let pruner = &suite.methods[j.method].pruner;
+        let examples = task.task.samples();
+        let weights: usize = model
+            .shapes(task.task.as_ref())
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.len())
+            .sum();
+        let training = Work::training(&task.train, examples);
+        let mut work = pruner.work(j.density, &task.train, examples);
+        let mut trainings = suite.transfer_targets(j.task).len() as f64;
+        if !pruner.trains_ticket() {
+            trainings += 1.0;
+        }
+        if suite.matched_random && !matches!(pruner.info().name, "dense" | "random") {
+            trainings += 1.0;
+        }
+        work = work + training * trainings;
+        let seconds = work.example_passes * 6.0 * weights as f64 / MODEL_FLOP_PER_S
+            + work.steps * MODEL_STEP_S
+            + work.host_passes * weights as f64 / MODEL_HOST_WEIGHTS_PER_S;
+        serial += seconds;
+        if seconds > heaviest_s {
+            heaviest_s = seconds;
+            heaviest = format!(
+                "{} {} {} d={}",
+                task.label,
+                model.label(),
+                suite.methods[j.method].label,
+                j.density.get()
+            );
+        }
+    }
+    TimeModel {
+        wall_s: serial / parallel.max(1) as f64,
+        jobs: jobs.len(),
+        heaviest,
+        heaviest_s,
+    }
 }
 
 /// Estimated peak memory of one job, from the largest (task, model) pair of the suite, and
@@ -180,6 +291,17 @@ pub fn guard(
             budget: limits.memory_budget_bytes as f64 / GIB,
         });
     }
+    let time = time_model(suite, parallel);
+    if time.wall_s > limits.max_model_wall_s {
+        return Err(PlanError::TooLong {
+            wall_s: time.wall_s,
+            jobs: time.jobs,
+            parallel,
+            heaviest: time.heaviest,
+            heaviest_s: time.heaviest_s,
+            limit_s: limits.max_model_wall_s,
+        });
+    }
     Ok(())
 }
 
@@ -218,6 +340,8 @@ pub struct Plan {
     /// (task, model, seed) groups among the jobs to run: the unit `--jobs` spreads.
     pub groups_to_run: usize,
     pub time: TimeEstimate,
+    /// The `--yes` guard's compute model of the whole grid ([`time_model`]).
+    pub model_wall_s: f64,
     pub memory: MemoryEstimate,
 }
 
@@ -336,6 +460,7 @@ pub fn plan(
         to_run: todo.len(),
         groups_to_run,
         time,
+        model_wall_s: time_model(suite, opts.jobs).wall_s,
         memory: memory_estimate(suite, opts.jobs, limits),
     })
 }
@@ -366,6 +491,13 @@ impl std::fmt::Display for Plan {
             "  from {} recorded results: {} jobs matched exactly, {} by method and widths, {} by method only, {} without an estimate",
             t.timing_records, t.exact, t.same_shape, t.same_method, t.unknown
         )?;
+        writeln!(
+            f,
+            "compute model (the --yes guard's, whole grid, no timings): {} wall with {} parallel jobs; limit {}",
+            duration(self.model_wall_s),
+            self.memory.parallel_jobs,
+            duration(DEFAULT_MAX_MODEL_WALL_S)
+        )?;
         let m = &self.memory;
         write!(
             f,
@@ -380,12 +512,50 @@ impl std::fmt::Display for Plan {
     }
 }
 
-fn duration(seconds: f64) -> String {
-    if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else if seconds < 7200.0 {
-        format!("{:.1} min", seconds / 60.0)
-    } else {
-        format!("{:.1} h", seconds / 3600.0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn suite(text: &str) -> Suite {
+        Suite::parse(text, Path::new("t.yaml")).unwrap()
+    }
+
+    #[test]
+    fn the_time_model_counts_training_and_method_work_by_formula() {
+        // Circle: 1,000 examples; 2-8-4 MLP: 16 + 32 = 48 weights; batch 100 → 10 steps an
+        // epoch. random: one training of 3 epochs = 3,000 example passes and 30 steps.
+        let s = suite(
+            "tasks: [{name: circle, samples: 1000}]\nmodels: [{hidden: [8]}]\nmethods: [random]\ndensities: [0.5]\nseeds: 1\ntrain: {epochs: 3, batch_size: 100}\n",
+        );
+        let m = time_model(&s, 1);
+        let want = 3000.0 * 6.0 * 48.0 / MODEL_FLOP_PER_S + 30.0 * MODEL_STEP_S;
+        assert!((m.wall_s - want).abs() < 1e-15, "{} vs {want}", m.wall_s);
+        // SynFlow adds its rounds as host passes; matched random a second training; two
+        // parallel jobs halve the wall time.
+        let s = suite(
+            "tasks: [{name: circle, samples: 1000}]\nmodels: [{hidden: [8]}]\nmethods: [{name: synflow, rounds: 7}]\ndensities: [0.5]\nseeds: 1\nmatched_random: true\ntrain: {epochs: 3, batch_size: 100}\n",
+        );
+        let m = time_model(&s, 2);
+        let want = (2.0 * want + 7.0 * 48.0 / MODEL_HOST_WEIGHTS_PER_S) / 2.0;
+        assert!((m.wall_s - want).abs() < 1e-15, "{} vs {want}", m.wall_s);
+        assert_eq!(
+            m.heaviest,
+            "circle[samples=1000] mlp-8 synflow[rounds=7] d=0.5"
+        );
+    }
+
+    #[test]
+    fn the_guard_refuses_a_run_of_years_and_yes_lets_it_pass() {
+        let s = suite(
+            "tasks: [circle]\nmethods: [random]\ndensities: [0.5]\nseeds: 1\ntrain: {epochs: 1000000000}\n",
+        );
+        let limits = Limits::for_this_machine(Some(1.0));
+        let err = guard(&s, 1, &limits, false).unwrap_err();
+        assert!(matches!(err, PlanError::TooLong { .. }), "{err}");
+        assert!(err.to_string().contains("pass --yes"), "{err}");
+        assert_eq!(guard(&s, 1, &limits, true), Ok(()));
+        assert_eq!(duration(3.0e7), "347 days");
+        assert_eq!(duration(1.0e9), "3.17e1 years");
     }
 }

@@ -404,7 +404,7 @@ pub enum DensitySpec {
 #[serde(deny_unknown_fields)]
 struct SuiteFile {
     #[serde(default)]
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     #[serde(default)]
     description: Option<String>,
     tasks: Spanned<Vec<Spanned<NamedSpec>>>,
@@ -486,6 +486,34 @@ impl Suite {
 
 /// Label of a registry entry: its name, plus `[k=v, …]` for parameters that differ from the
 /// defaults (so `random` and `random[rule=erk]` are separate rows of a table).
+/// A suite name: letters, digits, `-`, `_` and `.`, not `.` or `..` (it names a directory).
+fn plain_file_name(name: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || name == "." || name == ".." || !name.chars().all(allowed) {
+        return Err(format!(
+            "suite name `{name}` is not a plain file name: it names the output directory results/<name>/, so use letters, digits, `-`, `_` and `.` only (not `.` or `..`), e.g. `{}`",
+            suggested_name(name)
+        ));
+    }
+    Ok(())
+}
+
+/// `name` with every character outside the allowed set replaced by `-`.
+fn suggested_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() { "my-suite".into() } else { s }
+}
+
 fn label(name: &str, params: &serde_json::Value, defaults: &serde_json::Value) -> String {
     let (Some(p), Some(d)) = (params.as_object(), defaults.as_object()) else {
         return name.to_string();
@@ -912,10 +940,28 @@ impl Suite {
             }
             checks.push(check);
         }
-        let name = file.name.unwrap_or_else(|| {
-            path.file_stem()
-                .map_or("suite".into(), |s| s.to_string_lossy().into_owned())
-        });
+        // The name is the default output directory `results/<name>/`: one plain path
+        // component, so `name: ../../x` cannot write outside `results/`.
+        let name = match file.name {
+            Some(n) => {
+                plain_file_name(&n.value).map_err(|why| at(&n.referenced, why))?;
+                n.value
+            }
+            None => {
+                let stem = path
+                    .file_stem()
+                    .map_or("suite".into(), |s| s.to_string_lossy().into_owned());
+                if matches!(stem.as_str(), "" | "." | "..") {
+                    return Err(SuiteError::Syntax {
+                        path: path.to_path_buf(),
+                        message: format!(
+                            "the file name gives the suite no usable name (`{stem}`); set `name:`"
+                        ),
+                    });
+                }
+                stem
+            }
+        };
         let suite = Suite {
             name,
             description: file.description,
