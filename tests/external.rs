@@ -92,6 +92,10 @@ fn every_broken_plugin_fails_its_own_jobs_with_its_message_and_the_run_goes_on()
             &["no answer within timeout_s = 3 s", "thinking forever"],
         ),
         (
+            "orphan",
+            &["no answer within timeout_s = 3 s", "child pid "],
+        ),
+        (
             "garbage",
             &["`hello from the plugin`", "write logs to stderr"],
         ),
@@ -118,7 +122,9 @@ fn every_broken_plugin_fails_its_own_jobs_with_its_message_and_the_run_goes_on()
         ),
         ("badlog", &["log.json:1:2"]),
     ];
-    let mut modes: Vec<&str> = vec!["ok", "scores"];
+    // `twice` answers every request twice: its stray line must not become the next job's
+    // answer; the worker is replaced and every job succeeds.
+    let mut modes: Vec<&str> = vec!["ok", "scores", "twice"];
     modes.extend(cases.iter().map(|(m, _)| *m));
     let suite = raw_suite(dir.path(), &modes, "");
     let out = dir.path().join("results");
@@ -131,12 +137,12 @@ fn every_broken_plugin_fails_its_own_jobs_with_its_message_and_the_run_goes_on()
 
     // The good plugins and the built-in method ran all their jobs.
     let counts = count_by_label(&out);
-    for label in ["random", "raw-ok", "raw-scores"] {
+    for label in ["random", "raw-ok", "raw-scores", "raw-twice"] {
         assert_eq!(counts.get(label), Some(&2), "{label}: {counts:?}\n{stderr}");
     }
     assert_eq!(
         counts.len(),
-        3,
+        4,
         "only good plugins have results: {counts:?}"
     );
     let recs = records(&out);
@@ -189,6 +195,16 @@ fn every_broken_plugin_fails_its_own_jobs_with_its_message_and_the_run_goes_on()
             Path::new(kept).join("scoring.safetensors").is_file(),
             "{kept}"
         );
+        // A timeout kills what the plugin started too (its process group).
+        for pid in failure.split("child pid ").skip(1) {
+            let pid: String = pid.chars().take_while(char::is_ascii_digit).collect();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().unwrap_or("").trim().chars().next();
+            assert!(
+                matches!(state, None | Some('Z' | 'X')),
+                "{label}: the plugin's child {pid} still runs: {stat}"
+            );
+        }
     }
 
     // A rerun retries the failed jobs only.
@@ -196,7 +212,7 @@ fn every_broken_plugin_fails_its_own_jobs_with_its_message_and_the_run_goes_on()
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(
         stderr.contains(&format!(
-            "6 of {} jobs already recorded",
+            "8 of {} jobs already recorded",
             2 * modes.len() + 2
         )),
         "{stderr}"

@@ -418,6 +418,22 @@ class TopKTest(unittest.TestCase):
                 want[order[:k]] = True
                 np.testing.assert_array_equal(_top(flat, k, keep), want, f"trial {trial} {keep} k={k}")
 
+    def test_counts_outside_a_layer_are_refused(self):
+        from ticketbench_plugin import ProtocolError
+
+        req = self.request(3)
+        with self.assertRaises(ProtocolError):
+            req.top_k([np.ones((2, 3)), np.ones((1, 2))], counts=[4, -1])
+
+    def test_logs_carry_non_finite_numbers_as_strings(self):
+        from ticketbench_plugin import _json_safe
+
+        log = {"rounds": [{"round": 1, "test_loss": float("nan"), "test_acc": np.float32(0.5)}],
+               "events": {"up": np.inf, "n": np.int64(3)}}
+        text = json.dumps(_json_safe(log), allow_nan=False)
+        self.assertEqual(json.loads(text), {"rounds": [{"round": 1.0, "test_loss": "NaN", "test_acc": 0.5}],
+                                            "events": {"up": "inf", "n": 3.0}})
+
     def test_floor_keeps_the_first_kept_weights_in_flat_order(self):
         req = self.request(4)
         mask = np.concatenate([np.asarray(m).ravel() for m in floor.prune(req).mask])

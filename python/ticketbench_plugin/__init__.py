@@ -77,15 +77,48 @@ class Answer:
             if len(self.start) != len(req.layers):
                 raise ProtocolError(f"start has {len(self.start)} layers, the network {len(req.layers)}")
             tensors = {}
-            for l, (w, b) in enumerate(self.start):
+            weights = _per_layer(req, [w for w, _ in self.start], "start weights")
+            for l, (w, (_, b)) in enumerate(zip(weights, self.start)):
                 tensors[f"start.{l}.weight"] = np.ascontiguousarray(w, dtype=np.float32)
                 if b is not None:
-                    tensors[f"start.{l}.bias"] = np.ascontiguousarray(b, dtype=np.float32)
+                    tensors[f"start.{l}.bias"] = np.ascontiguousarray(_numpy(b), dtype=np.float32)
             save_file(tensors, str(req.dir / files["start"]))
         if self.log is not None:
             with open(req.dir / files["log"], "w") as f:
-                json.dump(self.log, f)
+                json.dump(_json_safe(self.log), f)
         return {"status": "ok", "keep": self.keep}
+
+
+def _json_safe(value):
+    """The log with numpy scalars as numbers and non-finite numbers as "NaN", "inf", "-inf"
+    (the strings ticketbench reads; bare NaN is not JSON)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating)) or hasattr(value, "item"):
+        number = float(value)
+        if np.isnan(number):
+            return "NaN"
+        if np.isinf(number):
+            return "inf" if number > 0 else "-inf"
+        return number
+    return value
+
+
+def _seed_global_rngs(seed):
+    """Seeds Python's, numpy's and (when imported) torch's global generators from the
+    request's seed, so a plugin that draws from them gives the same answer whichever worker
+    serves the request and in whatever order."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
 
 
 def _per_layer(req, arrays, what):
@@ -101,7 +134,10 @@ def _per_layer(req, arrays, what):
 def _numpy(a):
     """numpy view of a numpy array, a torch tensor (any device) or a nested list."""
     if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
+        a = a.detach().cpu()
+        if str(a.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+            a = a.float()
+        a = a.numpy()
     return np.asarray(a)
 
 
@@ -188,6 +224,9 @@ class Request:
         else:
             if len(counts) != len(layers) or sum(counts) != self.kept:
                 raise ProtocolError(f"counts {list(counts)} must give one count per layer summing to {self.kept}")
+            for l, (s, k) in enumerate(zip(layers, counts)):
+                if not 0 <= int(k) <= s.size:
+                    raise ProtocolError(f"count {k} of layer {l} is outside 0..{s.size}")
             masks = [_top(s.ravel(), int(k), keep).reshape(s.shape) for s, k in zip(layers, counts)]
         return Answer(mask=masks, scores=layers, keep=keep)
 
@@ -240,6 +279,7 @@ def serve(prune, stdin=None):
                     f"ticketbench speaks protocol {message.get('protocol')}, this ticketbench_plugin {PROTOCOL}"
                 )
             req = Request(message["request"])
+            _seed_global_rngs(req.seed)
             reply = _as_answer(prune(req)).write(req)
         except Exception as e:  # one failed job, not a dead worker
             traceback.print_exc(file=sys.stderr)

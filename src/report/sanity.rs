@@ -304,11 +304,14 @@ fn row_mean(set: &ResultSet, task: &str, method: &str, density: f64) -> Option<f
 /// task whose mean is within δ of the method's mean at each density (not for strong-ticket
 /// methods, which are judged untrained).
 fn ratio_matches(set: &ResultSet, task: &str, method: &str, densities: &[f64]) -> Option<String> {
-    let strong = set
+    let row = |r: &&JobRecord| r.task_label == task && r.method_label == method;
+    // Strong tickets are judged untrained; random tickets are the comparison themselves.
+    if set
         .records
         .iter()
-        .any(|r| r.task_label == task && r.method_label == method && is_strong(r));
-    if strong || method.starts_with("random") {
+        .filter(row)
+        .any(|r| is_strong(r) || r.method == "random")
+    {
         return None;
     }
     let mut randoms: Vec<&str> = Vec::new();

@@ -7,6 +7,8 @@ scores       answer scores only (score = flat index), keep the lowest: the same 
 exit         exit with status 3 before reading anything
 crash        read the request, print to stderr, die with status 7
 hang         read the request and never answer
+orphan       start a child process that sleeps (its pid on stderr), then never answer
+twice        answer like ok, but print the answer line twice (out of step with ticketbench)
 garbage      print a line that is not JSON on stdout
 error        answer {"status": "error"}
 shape        a mask whose first layer is transposed
@@ -57,7 +59,7 @@ def answer(req, d):
     layers = [l["shape"] for l in req["layers"]]
     kept = req["kept"]
     files = {k: os.path.join(d, v) for k, v in req["answer"].items()}
-    if MODE in ("ok", "shape", "count", "nonbinary", "badlog"):
+    if MODE in ("ok", "twice", "shape", "count", "nonbinary", "badlog"):
         left = kept + (1 if MODE == "count" else 0)
         masks = {}
         for l, shape in enumerate(layers):
@@ -108,6 +110,13 @@ for line in sys.stdin:
     if MODE == "crash":
         print("about to crash on", req["job"]["settings_hash"], file=sys.stderr, flush=True)
         os._exit(7)
+    if MODE == "orphan":
+        import subprocess
+
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        print(f"child pid {child.pid}", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)
     if MODE == "hang":
         print("thinking forever", file=sys.stderr, flush=True)
         while True:
@@ -115,4 +124,7 @@ for line in sys.stdin:
     if MODE == "garbage":
         print("hello from the plugin", flush=True)
         continue
-    print(json.dumps(answer(req, d)), flush=True)
+    line = json.dumps(answer(req, d))
+    print(line, flush=True)
+    if MODE == "twice":
+        print(line, flush=True)

@@ -80,7 +80,9 @@ pub(super) fn read(
     net: &Network,
     kept: usize,
 ) -> Result<Answer, String> {
-    let mask = read_tensors(dir, MASK_FILE, |file| {
+    // No answer file of a well-behaved plugin comes near this (F64 scores: 8 bytes a weight).
+    let limit = ANSWER_SLACK_BYTES + 16 * net.num_prunable() as u64;
+    let mask = read_tensors(dir, MASK_FILE, limit, |file| {
         let layers = layers_of(file, MASK_FILE, net, "mask", binary)?;
         let mask = Mask::from_layers(layers);
         if mask.kept() != kept {
@@ -91,7 +93,7 @@ pub(super) fn read(
         }
         Ok(mask)
     })?;
-    let scores = read_tensors(dir, SCORES_FILE, |file| {
+    let scores = read_tensors(dir, SCORES_FILE, limit, |file| {
         let layers = layers_of(file, SCORES_FILE, net, "scores", finite)?;
         Ok(Scores { layers })
     })?;
@@ -100,8 +102,9 @@ pub(super) fn read(
             "the plugin answered `ok` but wrote neither {MASK_FILE} nor {SCORES_FILE}"
         ));
     }
-    let start = read_tensors(dir, START_FILE, |file| start_network(file, net))?;
+    let start = read_tensors(dir, START_FILE, limit, |file| start_network(file, net))?;
     let log_path = dir.join(LOG_FILE);
+    check_size(&log_path, LOG_LIMIT_BYTES)?;
     let log = match std::fs::read_to_string(&log_path) {
         Ok(text) => serde_json::from_str::<MethodLog>(&text).map_err(|e| {
             format!(
@@ -123,13 +126,33 @@ pub(super) fn read(
     })
 }
 
-/// Parses `dir/file` with `parse` when the file exists.
+/// Room for safetensors headers beside the tensors' bytes.
+const ANSWER_SLACK_BYTES: u64 = 1 << 20;
+/// A log is a few rounds and events.
+const LOG_LIMIT_BYTES: u64 = 16 << 20;
+
+/// Refuses a file larger than `limit` before reading it (a runaway plugin must fail its job,
+/// not exhaust the run's memory). A missing file passes.
+fn check_size(path: &Path, limit: u64) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > limit => Err(format!(
+            "{} is {} bytes, more than the {limit} an answer for this network can need",
+            path.display(),
+            m.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Parses `dir/file` with `parse` when the file exists (at most `limit` bytes).
 fn read_tensors<T>(
     dir: &Path,
     file: &str,
+    limit: u64,
     parse: impl FnOnce(&SafeTensors) -> Result<T, String>,
 ) -> Result<Option<T>, String> {
     let path = dir.join(file);
+    check_size(&path, limit)?;
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -173,7 +173,7 @@ impl External {
         if spec.label.trim().is_empty() {
             return Err(invalid("`label` is empty; name the method".into()));
         }
-        if !(spec.timeout_s.is_finite() && spec.timeout_s > 0.0) {
+        if !(spec.timeout_s > 0.0 && Duration::try_from_secs_f64(spec.timeout_s).is_ok()) {
             return Err(invalid(format!(
                 "timeout_s must be a positive number of seconds, found {}",
                 spec.timeout_s
@@ -194,7 +194,8 @@ impl External {
             None => {
                 let named: Vec<String> = argv
                     .iter()
-                    .filter(|w| cwd.join(w).is_file())
+                    // An absolute path is the machine's (`/usr/bin/python3`), not the plugin's.
+                    .filter(|w| Path::new(w).is_relative() && cwd.join(w).is_file())
                     .cloned()
                     .collect();
                 if named.is_empty() {
@@ -245,8 +246,15 @@ impl External {
 
     /// Sends the request in `dir` to an idle worker (or a new one) and returns its reply
     /// line; the worker goes back to the pool unless the exchange broke it.
-    fn ask(&self, dir: &Path, threads: usize) -> Result<answer::Reply, MethodError> {
-        let taken = self.idle.lock().expect("worker pool").pop();
+    fn ask(&self, dir: &Path, threads: usize) -> Result<(answer::Reply, Vec<String>), MethodError> {
+        // An idle worker that died (or is out of step) since its last answer is dropped here,
+        // so it cannot fail this job.
+        let taken = self
+            .idle
+            .lock()
+            .expect("worker pool")
+            .pop()
+            .and_then(|mut w| w.is_ready().then_some(w));
         let mut worker = match taken {
             Some(w) => w,
             None => Worker::spawn(&self.argv, &self.cwd, threads)
@@ -259,8 +267,9 @@ impl External {
             .and_then(|text| answer::Reply::parse(&text));
         match reply {
             Ok(reply) => {
+                let stderr = worker.stderr_tail();
                 self.idle.lock().expect("worker pool").push(worker);
-                Ok(reply)
+                Ok((reply, stderr))
             }
             // The worker is dropped (killed if still running): its stream may be out of step.
             Err(problem) => Err(self.error(problem, Some(dir), worker.stderr_tail())),
@@ -330,7 +339,7 @@ impl Pruner for External {
             record.scratch.insert(ctx.job.scratch.clone());
         }
         (ctx.progress)(format!("waiting for external method {}", self.spec.label));
-        let reply = self.ask(&dir, ctx.job.threads)?;
+        let (reply, stderr) = self.ask(&dir, ctx.job.threads)?;
         let outcome = answer::read(&dir, &reply, ctx.net, kept)
             .and_then(|answer| {
                 if self.spec.scores && answer.scores.is_none() {
@@ -355,7 +364,7 @@ impl Pruner for External {
                     log: answer.log,
                 })
             })
-            .map_err(|problem| self.error(problem, Some(&dir), Vec::new()))?;
+            .map_err(|problem| self.error(problem, Some(&dir), stderr))?;
         // A good answer needs no debugging: its request goes (its inputs stay staged).
         let _ = std::fs::remove_dir_all(&dir);
         Ok(outcome)

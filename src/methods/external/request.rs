@@ -207,7 +207,18 @@ pub(super) fn write(
             })
             .collect(),
         activation: "relu",
-        seed: ctx.streams.stream("external/seed").next_u64() >> 11,
+        // Per request: the method, density and check name the stream (not the device, so
+        // `repro` hands both devices the same seed).
+        seed: ctx
+            .streams
+            .stream(&format!(
+                "external/seed/{}/{}/{}",
+                req.label,
+                req.density.get(),
+                ctx.job.check.unwrap_or("none")
+            ))
+            .next_u64()
+            >> 11,
         data: req.data,
         per_class: req.per_class,
         train: ctx.recipe,

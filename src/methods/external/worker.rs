@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Lines of a plugin's stderr kept for error messages.
+/// Lines of a plugin's stderr kept for error messages, and characters kept of each.
 const STDERR_LINES: usize = 20;
+const STDERR_LINE_CHARS: usize = 400;
 /// Thread-count variables of the numeric libraries plugins use (OpenMP, hence PyTorch's
 /// intra-op pool; OpenBLAS, MKL, Accelerate and numexpr behind numpy), set to the job's
 /// threads unless the user has set them. Unset, each plugin starts one thread per core, and
@@ -75,6 +76,9 @@ impl Worker {
                 command.env(name, threads.to_string());
             }
         }
+        // Its own process group, so a timeout kills what it started too (`sh -c …`).
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
             .args(args)
             .current_dir(cwd)
@@ -99,11 +103,17 @@ impl Worker {
         let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr_pipe).split(b'\n') {
                 let Ok(line) = line else { break };
+                // Progress bars redraw with \r: keep the last state, and at most a screenful.
+                let last = line.rsplit(|&b| b == b'\r').find(|p| !p.is_empty());
+                let text: String = String::from_utf8_lossy(last.unwrap_or(&[]))
+                    .chars()
+                    .take(STDERR_LINE_CHARS)
+                    .collect();
                 let mut ring = ring.lock().expect("stderr ring");
                 if ring.len() == STDERR_LINES {
                     ring.pop_front();
                 }
-                ring.push_back(String::from_utf8_lossy(&line).into_owned());
+                ring.push_back(text);
             }
         });
         Ok(Worker {
@@ -115,8 +125,22 @@ impl Worker {
         })
     }
 
-    /// Sends one request line and waits up to `timeout` for one answer line.
+    /// Whether the process is still running and has no unread line left from an earlier
+    /// request (a plugin that printed two lines for one request is out of step: its next
+    /// "answer" would be the stray line). A worker that is not is replaced, not asked.
+    pub(super) fn is_ready(&mut self) -> bool {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        running
+            && matches!(
+                self.lines.try_recv(),
+                Err(std::sync::mpsc::TryRecvError::Empty)
+            )
+    }
+
+    /// Sends one request line and waits up to `timeout` for one answer line. The stderr
+    /// ring starts empty for each request, so a failure shows this request's lines.
     pub(super) fn ask(&mut self, request: &str, timeout: Duration) -> Result<String, Failure> {
+        self.stderr.lock().expect("stderr ring").clear();
         let stdin = self.stdin.as_mut().expect("open until drop");
         stdin
             .write_all(format!("{request}\n").as_bytes())
@@ -168,7 +192,15 @@ impl Worker {
         }
     }
 
+    /// Kills the plugin's whole process group (it is the group's leader), then reaps it.
     fn kill(&mut self) {
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
