@@ -254,9 +254,19 @@ fn stage(
             std::process::id(),
             std::thread::current().id()
         ));
-        std::fs::write(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &source))
-            .map_err(|e| format!("{}: {e}", source.display()))?;
+        // Read-only: every request links the same file, so a plugin that wrote into its
+        // θ_0 would change every later request's (as root, permissions do not stop it).
+        let written = std::fs::write(&tmp, &bytes)
+            .and_then(|()| {
+                let mut permissions = std::fs::metadata(&tmp)?.permissions();
+                permissions.set_readonly(true);
+                std::fs::set_permissions(&tmp, permissions)
+            })
+            .and_then(|()| std::fs::rename(&tmp, &source));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!("{}: {e}", source.display()));
+        }
     }
     let link = dir.join(format!("{name}.safetensors"));
     if std::fs::hard_link(&source, &link).is_err() {
