@@ -189,6 +189,11 @@ pub struct ScoreRecipe {
 }
 
 impl ScoreRecipe {
+    /// Score training's compute for the time guard: its own epochs over the training split.
+    pub fn work(&self, train_examples: usize) -> crate::methods::Work {
+        crate::methods::Work::epochs(self.epochs, self.batch_size, train_examples)
+    }
+
     /// Checks ranges; the error names the method and the field.
     pub fn validate(&self, method: &'static str) -> Result<(), MethodError> {
         let bad = |message: String| Err(MethodError::InvalidParams { method, message });

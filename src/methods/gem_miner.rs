@@ -193,9 +193,7 @@ impl Pruner for GemMiner {
         _recipe: &crate::train::TrainRecipe,
         train_examples: usize,
     ) -> super::Work {
-        // Score training: its own epochs over the training split.
-        let r = self.params.recipe();
-        super::Work::epochs(r.epochs, r.batch_size, train_examples)
+        self.params.recipe().work(train_examples)
     }
     fn info(&self) -> &'static MethodInfo {
         &INFO
