@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{ok, records};
+use common::{ok, records, records_by_hash};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -468,14 +468,6 @@ print("agree", k)
     );
 }
 
-/// Records by settings hash (without timing and provenance, as `records` reads them).
-fn by_hash(dir: &Path) -> BTreeMap<String, Value> {
-    records(dir)
-        .into_iter()
-        .map(|r| (r["settings_hash"].as_str().unwrap().to_string(), r))
-        .collect()
-}
-
 #[test]
 fn an_external_method_takes_every_axis_of_a_suite() {
     if !python_has("json") {
@@ -611,7 +603,11 @@ train: {optimizer: adam, lr: 0.01, epochs: 10, batch_size: 32}
     ok(common::ticketbench(
         &merge.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
-    assert_eq!(by_hash(&merged), by_hash(&full), "merged shards differ");
+    assert_eq!(
+        records_by_hash(&merged),
+        records_by_hash(&full),
+        "merged shards differ"
+    );
 
     // `repro` reruns the plugin's jobs and finds them identical.
     let stdout = ok(common::ticketbench(&[

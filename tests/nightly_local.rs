@@ -310,7 +310,6 @@ fn the_nightly_workflow_steps_run_end_to_end() {
     // The merged run, the report with its leaderboard, the history appended and pushed, and
     // the page published.
     let merged = workspace.join("results/nightly");
-    let recs = common::records(&merged);
     let single = tmp.path().join("single");
     common::ok(common::ticketbench(&[
         "run",
@@ -319,14 +318,9 @@ fn the_nightly_workflow_steps_run_end_to_end() {
         single.to_str().unwrap(),
         "--quiet",
     ]));
-    let by_hash = |r: Vec<Value>| -> BTreeMap<String, Value> {
-        r.into_iter()
-            .map(|r| (r["settings_hash"].as_str().unwrap().to_string(), r))
-            .collect()
-    };
     assert_eq!(
-        by_hash(recs),
-        by_hash(common::records(&single)),
+        common::records_by_hash(&merged),
+        common::records_by_hash(&single),
         "merged shards differ"
     );
     for file in [

@@ -8,11 +8,10 @@
 
 mod common;
 
-use common::{ok, records, ticketbench};
-use serde_json::Value;
-use std::collections::BTreeMap;
+use common::{ok, records_by_hash, ticketbench};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -63,8 +62,10 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Waits until `done` holds, checking every 100 ms; fails after `limit` (a generous
-    /// bound on a wait for an event, not a guess at how long the work takes).
+    /// Waits until `done` holds, checking every 100 ms; fails after `limit`. Used only for
+    /// the line the held task writes into its Slurm output file (the program's own event;
+    /// Slurm offers no pipe to it): the bound turns a broken cluster into a failure instead
+    /// of a hung test, it is not a guess at how long the work takes.
     fn wait_for(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
         let until = Instant::now() + limit;
         while !done() {
@@ -76,18 +77,6 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    fn wait_until_gone(&self, job: &str, cwd: &Path) {
-        self.wait_for(
-            &format!("job {job} to leave the queue"),
-            Duration::from_secs(600),
-            || {
-                self.text("squeue", &["-h", "-j", job], cwd)
-                    .trim()
-                    .is_empty()
-            },
-        );
     }
 
     fn state(&self, job: &str, cwd: &Path) -> String {
@@ -106,13 +95,6 @@ impl Drop for Cluster {
             .arg(self.dir.path())
             .status();
     }
-}
-
-fn by_hash(dir: &Path) -> BTreeMap<String, Value> {
-    records(dir)
-        .into_iter()
-        .map(|r| (r["settings_hash"].as_str().unwrap().to_string(), r))
-        .collect()
 }
 
 /// `report.md` written for `dir`, with the directory's name masked.
@@ -150,35 +132,41 @@ fn a_slurm_job_array_with_a_cancelled_and_resubmitted_shard_merges_to_the_single
         .arg(&wrapper)
         .status()
         .unwrap();
-    let submit = |array: &str, shards: Option<&str>| -> String {
+    // `sbatch --wait` prints the job id at once and exits when every task has ended: the
+    // test waits on that exit, not on the queue.
+    let submit = |array: &str, shards: Option<&str>| -> (String, Child) {
         let mut c = cluster.client("sbatch", cwd);
         c.args([
             "--parsable",
+            "--wait",
             "--array",
             array,
             "--cpus-per-task=1",
             "--mem=256M",
         ])
-        .env("TICKETBENCH", &wrapper);
+        .env("TICKETBENCH", &wrapper)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         if let Some(n) = shards {
             c.arg(format!("--export=ALL,TICKETBENCH_SHARDS={n}"));
         }
-        let out = c.arg(&sbatch).arg(&suite).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let mut child = c.arg(&sbatch).arg(&suite).spawn().unwrap();
+        let mut id = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut id)
+            .unwrap();
+        assert!(!id.trim().is_empty(), "sbatch printed no job id");
+        (id.trim().to_string(), child)
     };
 
-    let job = submit("0-2", None);
+    let (job, first) = submit("0-2", None);
     let held_log = cwd.join(format!("ticketbench-{job}_1.out"));
     cluster.wait_for("array task 1 to hold", Duration::from_secs(600), || {
         std::fs::read_to_string(&held_log).is_ok_and(|t| t.contains("test hang at record 2"))
     });
     cluster.text("scancel", &[&format!("{job}_1")], cwd);
-    cluster.wait_until_gone(&job, cwd);
+    // A cancelled task makes `sbatch --wait` exit non-zero; the states are checked below.
+    first.wait_with_output().unwrap();
     let shards = cwd.join("results/tiny-shards");
     assert_eq!(cluster.state(&format!("{job}_1"), cwd), "CANCELLED");
     for task in ["0", "2"] {
@@ -188,7 +176,7 @@ fn a_slurm_job_array_with_a_cancelled_and_resubmitted_shard_merges_to_the_single
             "task {task}"
         );
     }
-    let partial = by_hash(&shards.join("shard-2"));
+    let partial = records_by_hash(&shards.join("shard-2"));
     assert_eq!(
         partial.len(),
         2,
@@ -196,10 +184,15 @@ fn a_slurm_job_array_with_a_cancelled_and_resubmitted_shard_merges_to_the_single
     );
 
     // Resubmitted alone: it resumes, and nothing is lost or written twice.
-    let again = submit("1", Some("3"));
-    cluster.wait_until_gone(&again, cwd);
+    let (again, resubmitted) = submit("1", Some("3"));
+    let done = resubmitted.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     assert_eq!(cluster.state(&format!("{again}_1"), cwd), "COMPLETED");
-    let resumed = by_hash(&shards.join("shard-2"));
+    let resumed = records_by_hash(&shards.join("shard-2"));
     for (hash, record) in &partial {
         assert_eq!(
             &resumed[hash], record,
@@ -229,7 +222,7 @@ fn a_slurm_job_array_with_a_cancelled_and_resubmitted_shard_merges_to_the_single
         single.to_str().unwrap(),
         "--quiet",
     ]));
-    let (m, s) = (by_hash(&merged), by_hash(&single));
+    let (m, s) = (records_by_hash(&merged), records_by_hash(&single));
     assert_eq!(m.len(), s.len(), "every job exactly once");
     assert_eq!(m, s, "merged shards differ from the single-machine run");
     assert_eq!(report_text(&merged), report_text(&single));

@@ -60,6 +60,14 @@ pub fn records(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// [`records`] keyed by settings hash.
+pub fn records_by_hash(dir: &Path) -> std::collections::BTreeMap<String, Value> {
+    records(dir)
+        .into_iter()
+        .map(|r| (r["settings_hash"].as_str().unwrap().to_string(), r))
+        .collect()
+}
+
 /// Everything a method needs outside a suite: θ_0, the task's data, the engine.
 pub struct PruneSetup<'a> {
     pub engine: &'a ticketbench::engine::Engine,
